@@ -1,0 +1,6 @@
+import click
+
+
+@click.group("data")
+def data_group() -> None:
+    """(in progress)"""

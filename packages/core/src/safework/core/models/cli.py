@@ -1,0 +1,6 @@
+import click
+
+
+@click.group("model")
+def model_group() -> None:
+    """(in progress)"""

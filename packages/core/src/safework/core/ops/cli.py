@@ -1,0 +1,6 @@
+import click
+
+
+@click.group("ops")
+def ops_group() -> None:
+    """(in progress)"""
