@@ -122,7 +122,7 @@ def collect(hook_name: str) -> dict[str, Any]:
         raise PluginError(f"{hook_name!r} is not a component hook; see safework.core.hookspecs for the list.")
     found: dict[str, Any] = {}
     owners: dict[str, str] = {}
-    for impl in reversed(hook.get_hookimpls()):  # registration order: core first
+    for impl in hook.get_hookimpls():  # registration order: core first, then entry points by name
 
         def register(name: str, component: Any, _owner: str = impl.plugin_name) -> None:
             if not isinstance(name, str) or not name:

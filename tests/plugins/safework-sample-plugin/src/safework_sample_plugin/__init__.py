@@ -1,0 +1,67 @@
+"""A sample third-party plugin: one component for every safework hook."""
+
+from __future__ import annotations
+
+import click
+
+from safework.core.hookspecs import hookimpl
+
+
+class LengthVerifier:
+    """Scores a response by how close its length is to 100 characters (a toy principle, real behaviour)."""
+
+    principle = "length"
+
+    def score_one(self, response: str) -> float:
+        return max(0.0, 1.0 - abs(len(response) - 100) / 100)
+
+
+def shout_attack(text: str, strength: float, rng: object) -> str:
+    """Upper-cases the first `strength` fraction of the words."""
+    words = text.split()
+    cut = int(len(words) * strength)
+    return " ".join([w.upper() for w in words[:cut]] + words[cut:])
+
+
+def mean_centred(rewards: list[float], groups: list[int]) -> list[float]:
+    """Advantage = reward minus its group's mean."""
+    sums: dict[int, list[float]] = {}
+    for r, g in zip(rewards, groups, strict=True):
+        sums.setdefault(g, []).append(r)
+    means = {g: sum(v) / len(v) for g, v in sums.items()}
+    return [r - means[g] for r, g in zip(rewards, groups, strict=True)]
+
+
+class NullScheme:
+    """A watermark scheme that embeds nothing (a control for evaluations)."""
+
+    name = "sample-null"
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    @cli.command("sample-hello")
+    @click.argument("who", default="world")
+    def hello(who: str) -> None:
+        """Say hello (proves a third-party command was added)."""
+        click.echo(f"hello {who} from the sample plugin")
+
+
+@hookimpl
+def register_verifiers(register):  # type: ignore[no-untyped-def]
+    register("sample-length", LengthVerifier)
+
+
+@hookimpl
+def register_watermark_schemes(register):  # type: ignore[no-untyped-def]
+    register("sample-null", NullScheme)
+
+
+@hookimpl
+def register_attacks(register):  # type: ignore[no-untyped-def]
+    register("sample-shout", shout_attack)
+
+
+@hookimpl
+def register_advantage_estimators(register):  # type: ignore[no-untyped-def]
+    register("sample-mean-centred", mean_centred)
