@@ -47,7 +47,9 @@ def violations(packages_root: Path) -> list[str]:
     for package, allowed in ALLOWED.items():
         for path in sorted((packages_root / package / "src").rglob("*.py")):
             bad = imported_safework_packages(path.read_text()) - allowed
-            problems += [f"{path.relative_to(packages_root)}: imports safework.{name}" for name in sorted(bad)]
+            problems += [
+                f"{path.relative_to(packages_root)}: imports safework.{name}" for name in sorted(bad)
+            ]
     return problems
 
 

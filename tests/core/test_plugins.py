@@ -27,8 +27,18 @@ def sample_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample plugin really installed by pip into its own target folder (the venv stays untouched)."""
     target = tmp_path_factory.mktemp("sample-site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(SAMPLE)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(SAMPLE),
+        ],
         check=True,
     )
     assert list(target.glob("safework_sample_plugin-0.3.1.dist-info"))
@@ -53,7 +63,9 @@ def _names() -> set[str]:
     return {info.name for info in plugins.loaded_plugins()}
 
 
-def test_builtin_packages_are_entry_point_plugins(fresh_manager: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_builtin_packages_are_entry_point_plugins(
+    fresh_manager: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(plugins.ALLOW_ENV, raising=False)
     infos = {info.name: info for info in plugins.loaded_plugins()}
     assert {"core", "verifiers", "rl", "watermark"} <= set(infos)
@@ -68,8 +80,11 @@ def test_sample_plugin_discovered_through_entry_point(with_sample: Path) -> None
     assert infos["sample"].version == "0.3.1"
     assert infos["sample"].source == "safework-sample-plugin: safework_sample_plugin"
     assert set(infos["sample"].hooks) == {
-        "register_commands", "register_verifiers", "register_watermark_schemes",
-        "register_attacks", "register_advantage_estimators",
+        "register_commands",
+        "register_verifiers",
+        "register_watermark_schemes",
+        "register_attacks",
+        "register_advantage_estimators",
     }
 
 
@@ -103,12 +118,18 @@ def test_register_commands_hook_in_a_real_process(sample_site: Path) -> None:
     env.pop(plugins.ALLOW_ENV, None)
     run = subprocess.run(
         [sys.executable, "-m", "safework.core.cli", "sample-hello", "plugin-author"],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     assert run.stdout.strip() == "hello plugin-author from the sample plugin"
     listing = subprocess.run(
         [sys.executable, "-m", "safework.core.cli", "plugins", "--json"],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     rows = {row["name"]: row for row in json.loads(listing.stdout)}
     assert rows["sample"]["version"] == "0.3.1"
@@ -146,8 +167,9 @@ def test_collect_refuses_non_component_hooks(fresh_manager: None) -> None:
         plugins.collect("register_commands")
 
 
-def test_broken_plugin_import_names_the_plugin(tmp_path: Path, fresh_manager: None,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_broken_plugin_import_names_the_plugin(
+    tmp_path: Path, fresh_manager: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dist = tmp_path / "broken_plugin-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
@@ -162,8 +184,12 @@ def test_broken_plugin_import_names_the_plugin(tmp_path: Path, fresh_manager: No
 def test_every_hookspec_is_documented() -> None:
     specs = [name for name in dir(hookspecs) if name.startswith("register_")]
     assert set(specs) == {
-        "register_commands", "register_datasets", "register_verifiers", "register_watermark_schemes",
-        "register_attacks", "register_advantage_estimators",
+        "register_commands",
+        "register_datasets",
+        "register_verifiers",
+        "register_watermark_schemes",
+        "register_attacks",
+        "register_advantage_estimators",
     }
     for name in specs:
         doc = getattr(hookspecs, name).__doc__ or ""
@@ -180,8 +206,9 @@ def test_plugins_command_table_and_version(fresh_manager: None, monkeypatch: pyt
     assert "safework-core 0.1.0" in version.output and "safework-watermark 0.1.0" in version.output
 
 
-def test_safework_errors_become_one_line_and_exit_code(fresh_manager: None, monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_safework_errors_become_one_line_and_exit_code(
+    fresh_manager: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv(plugins.ALLOW_ENV, "bad name!")
     with pytest.raises(SystemExit) as exit_info:
         main(["plugins"])

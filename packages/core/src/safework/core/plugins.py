@@ -63,8 +63,8 @@ def _load_entry_point(manager: pluggy.PluginManager, ep: EntryPoint) -> None:
         plugin = ep.load()
     except Exception as exc:  # a broken third-party plugin must not take the CLI down silently
         raise PluginError(
-            f"plugin {ep.name!r} ({ep.value}) failed to import: {exc!r}. Fix or uninstall it, or leave it out "
-            f"with {ALLOW_ENV}=<names of the plugins to keep>."
+            f"plugin {ep.name!r} ({ep.value}) failed to import: {exc!r}. "
+            f"Fix or uninstall it, or leave it out with {ALLOW_ENV}=<names of the plugins to keep>."
         ) from exc
     if manager.has_plugin(ep.name):
         raise PluginError(f"two entry points are both named {ep.name!r}; uninstall one of them.")
@@ -126,7 +126,9 @@ def collect(hook_name: str) -> dict[str, Any]:
 
         def register(name: str, component: Any, _owner: str = impl.plugin_name) -> None:
             if not isinstance(name, str) or not name:
-                raise PluginError(f"plugin {_owner!r} registered a component under an empty or non-string name.")
+                raise PluginError(
+                    f"plugin {_owner!r} registered a component under an empty or non-string name."
+                )
             if name in found:
                 raise PluginError(
                     f"{hook_name}: {name!r} is registered by both {owners[name]!r} and {_owner!r}; "

@@ -15,8 +15,10 @@ def listing_command(hook_name: str, what: str, command_name: str = "list") -> cl
     @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
     def command(as_json: bool) -> None:
         found = collect(hook_name)
-        rows = [(name, f"{type(obj).__module__}.{getattr(obj, '__qualname__', type(obj).__qualname__)}")
-                for name, obj in sorted(found.items())]
+        rows = [
+            (name, f"{type(obj).__module__}.{getattr(obj, '__qualname__', type(obj).__qualname__)}")
+            for name, obj in sorted(found.items())
+        ]
         if as_json:
             print_json([{"name": n, "object": o} for n, o in rows])
         elif not rows:

@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Sample:
-    """One prompt to answer, with an optional gold reference and free-form metadata (task label, source...)."""
+    """One prompt to answer, with an optional gold reference and metadata (task label, source)."""
 
     prompt: str
     reference: str | None = None
@@ -44,7 +44,9 @@ class VerifierScore:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score <= 1.0:
-            raise ValueError(f"VerifierScore.score must lie in [0, 1], got {self.score}; normalise before returning.")
+            raise ValueError(
+                f"VerifierScore.score must lie in [0, 1], got {self.score}; normalise before returning."
+            )
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,9 @@ class WatermarkPayload:
         if self.bits <= 0:
             raise ValueError(f"WatermarkPayload.bits must be positive, got {self.bits}.")
         if not 0 <= self.value < (1 << self.bits):
-            raise ValueError(f"payload {self.value:#x} does not fit in {self.bits} bits; use a shorter value.")
+            raise ValueError(
+                f"payload {self.value:#x} does not fit in {self.bits} bits; use a shorter value."
+            )
 
     @classmethod
     def from_hex(cls, text: str, bits: int) -> WatermarkPayload:
