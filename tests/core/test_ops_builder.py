@@ -182,7 +182,9 @@ def test_two_processes_build_one_cold_cache_safely(tmp_path: Path) -> None:
     stale.touch()
     env = {**os.environ, "SAFEWORK_CACHE_DIR": str(tmp_path), "SAFEWORK_OPS": "native", "MAX_JOBS": "2"}
     procs = [
-        subprocess.Popen([sys.executable, "-c", _CHILD], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         for _ in range(2)
     ]
     outputs = []

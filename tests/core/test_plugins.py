@@ -81,6 +81,7 @@ def test_sample_plugin_discovered_through_entry_point(with_sample: Path) -> None
     assert infos["sample"].source == "safework-sample-plugin: safework_sample_plugin"
     assert set(infos["sample"].hooks) == {
         "register_commands",
+        "register_datasets",
         "register_verifiers",
         "register_watermark_schemes",
         "register_attacks",
@@ -111,6 +112,13 @@ def test_register_datasets_hook_carries_core_builtins(fresh_manager: None) -> No
     datasets = plugins.collect("register_datasets")
     assert datasets, "core registers its catalogue through register_datasets"
     assert all(name == ds.name for name, ds in datasets.items())
+
+
+def test_register_datasets_hook_from_a_third_party(with_sample: Path) -> None:
+    from safework.core.data import get_dataset
+
+    proverbs = get_dataset("sample-proverbs").load()
+    assert [r["text"] for r in proverbs][1] == "Many hands make light work."
 
 
 def test_register_commands_hook_in_a_real_process(sample_site: Path) -> None:

@@ -47,6 +47,18 @@ def register_commands(cli: click.Group) -> None:
         click.echo(f"hello {who} from the sample plugin")
 
 
+def _proverbs(_archive: object) -> list[dict[str, str]]:
+    lines = ["A stitch in time saves nine.", "Many hands make light work.", "Still waters run deep."]
+    return [{"text": line, "source": "sample-plugin"} for line in lines]
+
+
+@hookimpl
+def register_datasets(register):  # type: ignore[no-untyped-def]
+    from safework.core.data import Dataset
+
+    register("sample-proverbs", Dataset("sample-proverbs", "passages", "Three proverbs.", "CC0", _proverbs))
+
+
 @hookimpl
 def register_verifiers(register):  # type: ignore[no-untyped-def]
     register("sample-length", LengthVerifier)
