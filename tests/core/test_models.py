@@ -161,11 +161,33 @@ def test_missing_embedded_wheel_names_the_install_command() -> None:
         embedded_gguf_path(package="safework.core", filename="absent.gguf")
 
 
+@pytest.mark.slow
 def test_embedded_gguf_by_path_resolves_to_the_default() -> None:
     path = embedded_gguf_path()
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 90_000_000
     assert resolve_spec(path) == resolve_spec("default")
     assert resolve_spec("default").kind == "embedded"
+
+
+def test_unknown_device_is_a_config_error(tiny_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot move model tiny-hf to device 'nosuchdevice'"):
+        load_causal_lm(tiny_dir, device="nosuchdevice")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_tiny_folder_loads_and_chats_on_cuda(tiny_dir: Path) -> None:
+    on_gpu = load_causal_lm(tiny_dir, device="cuda")
+    on_cpu = load_causal_lm(tiny_dir)
+    assert on_gpu.device.type == "cuda"
+    ids = on_cpu.tokenizer("w1 w2 w3", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        gpu_logits = on_gpu.model(ids.cuda()).logits.cpu()
+        cpu_logits = on_cpu.model(ids).logits
+    torch.testing.assert_close(gpu_logits, cpu_logits, atol=1e-4, rtol=1e-4)
+    result = chat_result(on_gpu, "w1 w2 w3", max_new_tokens=6)
+    assert 1 <= result.new_tokens <= 6
+    assert load_causal_lm(tiny_dir, device="cuda", dtype=torch.bfloat16).dtype == torch.bfloat16
 
 
 # --- the conversion cache (real files, a cheap real converter) --------------------------------------------
@@ -221,7 +243,9 @@ def test_cache_is_invalidated_when_the_source_or_settings_change(tmp_path: Path)
         assert not entry.hit
     with cached_conversion(root, source, convert, settings={"dtype": "bfloat16"}) as entry:
         assert entry.hit
-    assert convert.calls == 3
+    with cached_conversion(root, source, convert, settings={"dtype": "bfloat16"}, force=True) as entry:
+        assert not entry.hit  # --force reconverts a valid copy
+    assert convert.calls == 4
     leftovers = sorted(p.name for p in root.iterdir())
     assert leftovers == [".lock", CURRENT_NAME], "retired and temporary folders must be removed"
 
@@ -391,6 +415,17 @@ def test_tiny_model_with_the_real_tokenizer_uses_the_chat_template(embedded_lm: 
     assert "<|im_start|>user\nHello there<|im_end|>" in rendered
     assert result.prompt_tokens == len(tokenizer(rendered, add_special_tokens=False)["input_ids"])
     assert result.text == chat(loaded, "Hello there", max_new_tokens=5)  # greedy: same answer again
+
+
+@pytest.mark.slow
+def test_load_tokenizer_reads_the_gguf_when_the_cache_is_cold(
+    embedded_lm: LoadedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAFEWORK_CACHE_DIR", str(tmp_path))
+    tokenizer = load_tokenizer("default")  # no converted copy under tmp_path: parsed from the GGUF itself
+    assert tokenizer.get_vocab() == embedded_lm.tokenizer.get_vocab()
+    assert tokenizer.chat_template == embedded_lm.tokenizer.chat_template
+    assert not (tmp_path / "models" / "smollm2-135m-instruct" / CURRENT_NAME).exists()  # nothing converted
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from safework.core.models.chat import ChatResult, chat, chat_result
+    from safework.core.models.conversation import ChatResult, chat, chat_result
     from safework.core.models.embedded import EMBEDDED_NAME, EMBEDDED_SPEC, INSTALL_HINT, embedded_gguf_path
     from safework.core.models.loader import (
         LoadedModel,
@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from safework.core.models.vocab import check_vocabulary, logits_width, tokenizer_max_id
 
 _EXPORTS = {
-    "ChatResult": "chat",
-    "chat": "chat",
-    "chat_result": "chat",
+    "ChatResult": "conversation",
+    "chat": "conversation",
+    "chat_result": "conversation",
     "EMBEDDED_NAME": "embedded",
     "EMBEDDED_SPEC": "embedded",
     "INSTALL_HINT": "embedded",
@@ -72,4 +72,6 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this hook
+    return value

@@ -97,6 +97,7 @@ def _convert(
     for leftover in root.glob(".tmp-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     building = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    building.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache ($SAFEWORK_CACHE_DIR) from other users
     try:
         started = time.perf_counter()
         convert(building)

@@ -102,7 +102,7 @@ def chat_command(
     as_json: bool,
 ) -> None:
     """Answer PROMPT with the model, using its chat template."""
-    from safework.core.models.chat import chat_result
+    from safework.core.models.conversation import chat_result
 
     loaded = _load(spec, dtype)
     result = chat_result(

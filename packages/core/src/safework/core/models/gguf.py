@@ -151,7 +151,7 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
         tokenizer = load_gguf_tokenizer(gguf)
         bar.update(step, total=1, completed=1)
         model = load_gguf_model(gguf, bar=bar)
-        step = bar.add_task(f"writing safetensors to {out_dir.name}", total=None)
+        step = bar.add_task("writing float32 safetensors to the cache", total=None)
         config = model.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config

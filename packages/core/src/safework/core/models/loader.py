@@ -24,7 +24,7 @@ from safework.core.models.embedded import (
     INSTALL_HINT,
     embedded_gguf_path,
 )
-from safework.core.paths import cache_dir
+from safework.core.paths import CACHE_ENV, cache_dir
 
 if TYPE_CHECKING:
     import torch
@@ -140,16 +140,25 @@ def _gguf_folder(resolved: ModelSpec, *, force: bool = False) -> Iterator[CacheE
     from safework.core.models.cache import cached_conversion
     from safework.core.models.gguf import convert_gguf
 
-    root = resolved.cache_root
-    assert root is not None
-    with cached_conversion(
-        root,
-        resolved.source,
-        lambda out: convert_gguf(resolved.source, out),
-        settings={"dtype": STORED_DTYPE, "converter": "transformers-gguf"},
-        required=REQUIRED_FILES,
-        force=force,
-    ) as entry:
+    with contextlib.ExitStack() as stack:
+        try:
+            root = resolved.cache_root
+            assert root is not None
+            entry = stack.enter_context(
+                cached_conversion(
+                    root,
+                    resolved.source,
+                    lambda out: convert_gguf(resolved.source, out),
+                    settings={"dtype": STORED_DTYPE, "converter": "transformers-gguf"},
+                    required=REQUIRED_FILES,
+                    force=force,
+                )
+            )
+        except OSError as exc:
+            raise ModelLoadError(
+                f"could not write the converted copy of {resolved.source} to the safework cache: {exc}. "
+                f"Free disk space (about 6x the GGUF size), or set {CACHE_ENV} to a writable folder."
+            ) from exc
         yield entry
 
 
@@ -212,8 +221,11 @@ def load_causal_lm(
         torch.nn.Module.to(model, dtype=dtype)  # in place; PreTrainedModel.to's wrapper confuses mypy
     try:
         torch.nn.Module.to(model, device=device)
-    except (RuntimeError, ValueError) as exc:
-        raise ConfigError(f"cannot move model {resolved.name} to device {device!r}: {exc}") from exc
+    except (RuntimeError, ValueError, AssertionError) as exc:  # torch asserts when CUDA is not compiled in
+        raise ConfigError(
+            f"cannot move model {resolved.name} to device {device!r}: {exc}. "
+            "Use device='cpu', or a device torch reports as available (torch.cuda.is_available())."
+        ) from exc
     model.eval()
     if check_vocab:
         check_vocabulary(model, tokenizer)
