@@ -1,4 +1,4 @@
-"""The native-op builder: source discovery, cache layout, CLI, the CUDA source on its own, concurrent builds."""
+"""The native-op builder: source discovery, cache layout, CLI, CUDA source alone, concurrent builds."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def _local_includes(path: Path) -> list[str]:
 
 def test_cuda_source_depends_only_on_cuda_headers_and_stdint() -> None:
     allowed_system = {"cuda_runtime.h", "stdint.h", "cstdint"}
-    seen: set[str] = set()
+    seen: set[Path] = set()
     pending = [CSRC / "core" / "prf_cuda.cu"]
     while pending:
         current = pending.pop()
@@ -146,6 +146,7 @@ def test_ops_list_in_reference_mode(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_ops_build_reuses_the_cache() -> None:
+    default_builder().load("prf")  # built once (just in time) if this test runs alone on a cold cache
     result = CliRunner().invoke(ops_group, ["build", "--all", "--json"])
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)
@@ -187,11 +188,15 @@ def test_two_processes_build_one_cold_cache_safely(tmp_path: Path) -> None:
         )
         for _ in range(2)
     ]
-    outputs = []
+    outputs, logs = [], []
     for proc in procs:
         stdout, stderr = proc.communicate(timeout=600)
         assert proc.returncode == 0, stderr.decode()
         outputs.append(stdout.decode().split())
+        logs.append(stderr.decode())
+    # Exactly one compiled; the other waited on the lock and then loaded the finished library.
+    assert sum("safework: building native op 'prf'" in log for log in logs) == 1, logs
+    assert sum("waiting for another process" in log for log in logs) == 1, logs
     assert outputs[0] == outputs[1]
     library = Path(outputs[0][0])
     assert library.is_file() and library.is_relative_to(tmp_path)

@@ -1,4 +1,4 @@
-"""SipHash-2-4 PRF: official vectors, native == reference bit for bit, input validation, SAFEWORK_OPS modes."""
+"""SipHash-2-4 PRF: official vectors, native == reference bit for bit, validation, SAFEWORK_OPS modes."""
 
 from __future__ import annotations
 

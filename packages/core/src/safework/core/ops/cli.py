@@ -85,7 +85,8 @@ def build_command(name: str | None, build_all: bool, as_json: bool) -> None:
 
     if build_all == (name is not None):
         raise ConfigError(
-            f"give either an op name or --all (known ops: {', '.join(sorted(OPS))}), e.g. `safework ops build --all`"
+            f"give either an op name or --all (known ops: {', '.join(sorted(OPS))}), "
+            "e.g. `safework ops build --all`"
         )
     names = sorted(OPS) if build_all else [op_spec(str(name)).name]
     builder = default_builder()

@@ -19,8 +19,10 @@ class NativeOpFallbackWarning(RuntimeWarning):
 def _fall_back(mode: OpsMode, key: str, reason: str) -> None:
     """Raise under ``native``; under ``auto`` warn once per reason and let the caller use the reference."""
     if mode is OpsMode.NATIVE:
-        raise NativeOpError(f"{reason}. SAFEWORK_OPS=native forbids the reference fallback; fix the cause, or "
-                            "set SAFEWORK_OPS=auto (fallback with a warning) or SAFEWORK_OPS=reference.")
+        raise NativeOpError(
+            f"{reason}. SAFEWORK_OPS=native forbids the reference fallback; fix the cause, or "
+            "set SAFEWORK_OPS=auto (fallback with a warning) or SAFEWORK_OPS=reference."
+        )
     if default_builder().warn_once(key):
         warnings.warn(
             f"safework: {reason}; using the pure-torch reference instead (same results, slower). "
@@ -36,7 +38,9 @@ def native_module(op: str, device: torch.device) -> ModuleType | None:
     if mode is OpsMode.REFERENCE:
         return None
     if device.type not in ("cpu", "cuda"):
-        _fall_back(mode, f"{op}:device:{device.type}", f"native op {op!r} has no kernel for device {device.type}")
+        _fall_back(
+            mode, f"{op}:device:{device.type}", f"native op {op!r} has no kernel for device {device.type}"
+        )
         return None
     builder = default_builder()
     try:

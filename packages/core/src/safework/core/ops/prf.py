@@ -48,7 +48,9 @@ def key_from_bytes(secret: bytes, device: torch.device | str | None = None) -> t
 
 def _check(key: torch.Tensor, data: torch.Tensor, what: str) -> None:
     if not isinstance(key, torch.Tensor) or not isinstance(data, torch.Tensor):
-        raise OpInputError(f"key and {what} must be torch tensors, got {type(key).__name__}, {type(data).__name__}")
+        raise OpInputError(
+            f"key and {what} must be torch tensors, got {type(key).__name__}, {type(data).__name__}"
+        )
     if key.dtype != torch.int64 or key.shape != (2,):
         raise OpInputError(
             f"key must be an int64 tensor of shape (2,), got {key.dtype} {tuple(key.shape)}; "
@@ -86,7 +88,9 @@ def siphash24_suffix(key: torch.Tensor, prefix: torch.Tensor, n: int) -> torch.T
     """
     _check(key, prefix, "prefix")
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise OpInputError(f"n must be a non-negative int (the number of candidates, e.g. vocab size), got {n!r}")
+        raise OpInputError(
+            f"n must be a non-negative int (the number of candidates, e.g. vocab size), got {n!r}"
+        )
     module = native_module(OP, prefix.device)
     if module is None:
         return siphash24_suffix_reference(key, prefix, n)
