@@ -232,3 +232,13 @@ def test_package_groups_list_registrations(with_sample: Path) -> None:
     result = CliRunner().invoke(group, ["watermark", "attacks", "--json"])
     assert result.exit_code == 0, result.output
     assert "sample-shout" in {row["name"] for row in json.loads(result.output)}
+
+
+def test_cli_startup_imports_no_torch() -> None:
+    """`safework --help` must stay instant: torch/transformers load inside the commands that need them."""
+    code = (
+        "import sys; from safework.core.cli import build_cli; build_cli(); "
+        "heavy = sorted(m for m in ('torch', 'transformers', 'grpc') if m in sys.modules); print(heavy)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"

@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass
 import click
 
 from safework.core.errors import ConfigError
-from safework.core.ops.builder import OPS, compiler_available, default_builder, op_spec
 from safework.core.ops.mode import OpsMode, ops_mode
+
+# The builder imports torch (~2 s); it is imported inside the commands so `safework --help` stays fast.
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class OpStatus:
 
 def op_status(name: str) -> OpStatus:
     """What ``name`` would run right now, without building anything."""
+    from safework.core.ops.builder import compiler_available, default_builder, op_spec
+
     spec = op_spec(name)
     builder = default_builder()
     built = builder.is_built(name)
@@ -63,6 +66,7 @@ def ops_group() -> None:
 def list_command(as_json: bool) -> None:
     """Show each op, whether its native build is possible / done, and which path calls take."""
     from safework.core.console import print_json, print_table
+    from safework.core.ops.builder import OPS
 
     rows = [op_status(name) for name in sorted(OPS)]
     if as_json:
@@ -82,6 +86,7 @@ def list_command(as_json: bool) -> None:
 def build_command(name: str | None, build_all: bool, as_json: bool) -> None:
     """Compile NAME (or --all) into the shared cache so later just-in-time loads are instant."""
     from safework.core.console import print_json, print_table
+    from safework.core.ops.builder import OPS, default_builder, op_spec
 
     if build_all == (name is not None):
         raise ConfigError(
