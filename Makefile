@@ -44,6 +44,7 @@ $(VENV)/.stamp-data: $(VENV)/.stamp-carriers
 demo: setup
 	$(VENV)/bin/safework --version
 	$(VENV)/bin/safework plugins
+	$(VENV)/bin/safework model convert
 	$(VENV)/bin/safework model info
 	$(VENV)/bin/safework model chat "What is the capital of France? Answer in one sentence."
 	$(VENV)/bin/safework data show xsum --n 1
