@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import click
 
 from safework.core.hookspecs import hookimpl
+from safework.core.types import VerifierScore
+from safework.verifiers import Verifier, VerifierItem
 
 
-class LengthVerifier:
-    """Scores a response by how close its length is to 100 characters (a toy principle, real behaviour)."""
+class LengthVerifier(Verifier):
+    """Scores a response by how close its length is to 100 characters (a simple principle, real behaviour)."""
 
     principle = "length"
+    labels = ("on_target", "off_target")
 
     def score_one(self, response: str) -> float:
         return max(0.0, 1.0 - abs(len(response) - 100) / 100)
+
+    def score(self, items: Sequence[VerifierItem]) -> list[VerifierScore]:
+        scores = [self.score_one(item.response) for item in items]
+        return [
+            VerifierScore(
+                self.principle, "on_target" if s >= 0.5 else "off_target", s, raw={"chars": len(i.response)}
+            )
+            for s, i in zip(scores, items, strict=True)
+        ]
 
 
 def shout_attack(text: str, strength: float, rng: object) -> str:
