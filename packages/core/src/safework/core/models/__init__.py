@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from safework.core.models.conversation import ChatResult, chat, chat_result
     from safework.core.models.embedded import EMBEDDED_NAME, EMBEDDED_SPEC, INSTALL_HINT, embedded_gguf_path
+    from safework.core.models.encoder import SentenceEncoder, load_sentence_encoder
     from safework.core.models.loader import (
         LoadedModel,
         ModelSpec,
@@ -27,6 +28,8 @@ _EXPORTS = {
     "ChatResult": "conversation",
     "chat": "conversation",
     "chat_result": "conversation",
+    "SentenceEncoder": "encoder",
+    "load_sentence_encoder": "encoder",
     "EMBEDDED_NAME": "embedded",
     "EMBEDDED_SPEC": "embedded",
     "INSTALL_HINT": "embedded",
@@ -52,12 +55,14 @@ __all__ = [
     "ChatResult",
     "LoadedModel",
     "ModelSpec",
+    "SentenceEncoder",
     "chat",
     "chat_result",
     "check_vocabulary",
     "convert_model",
     "embedded_gguf_path",
     "load_causal_lm",
+    "load_sentence_encoder",
     "load_tokenizer",
     "logits_width",
     "resolve_spec",

