@@ -18,6 +18,7 @@ setup: $(VENV)/.stamp-data
 
 $(VENV)/.stamp-venv:
 	$(PYTHON) -m venv $(VENV)
+	$(PIP) install $(PIN) --upgrade "pip>=25"
 	touch $@
 
 # 1. torch first, alone, pinned to the CPU wheel this machine provides.

