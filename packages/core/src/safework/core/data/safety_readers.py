@@ -67,7 +67,7 @@ def realtoxicity(archive: Archive | None) -> Iterator[Record]:
 
 def advbench(archive: Archive | None) -> Iterator[Record]:
     """AdvBench (520) with pyrit's harm-category labels; the YAML is ``seeds: [{value, harm_categories}]``."""
-    import yaml  # installed with reasoning-gym; only needed for this reader
+    import yaml  # only this reader needs it
 
     archive = require_archive(archive)
     member = PYRIT + "seed_datasets/local/adv_bench.prompt"
@@ -139,3 +139,25 @@ def refusal_pairs(archive: Archive | None) -> Iterator[Record]:
         PYRIT + "scorer_evals/sample/mini_refusal.csv",
     ]
     yield from _pairs(archive, members, "refusal")
+
+
+def many_shot_pairs(archive: Archive | None) -> Iterator[Record]:
+    """400 request + answer pairs from pyrit's many-shot jailbreak file; mostly compliant, hazardous answers.
+
+    The file's ``category`` field is a judge verdict ("Harmful ..." / "Not harmful ..." + a reason); label 1
+    = the verdict calls the answer harmful (283 × 1 / 117 × 0). The verdict text is kept out of the record.
+    """
+    archive = require_archive(archive)
+    member = PYRIT + "jailbreak/many_shot_examples.json"
+    for row in archive.json(member):
+        verdict = str(row.get("category") or "").strip().strip("*'\"").lower()
+        harmful = verdict.startswith("harmful") or verdict.startswith("answer: harmful")
+        yield {
+            "prompt": str(row["user"]),
+            "response": str(row["assistant"]),
+            "score": 1.0 if harmful else 0.0,
+            "label": int(harmful),
+            "judgement": "harmful-response",
+            "category": None,
+            "source": archive.source(member),
+        }
