@@ -49,6 +49,13 @@ OPS: dict[str, OpSpec] = {
         cpp_sources=("core/prf_cpu.cpp", "core/bindings.cpp"),
         cuda_sources=("core/prf_cuda.cu",),
     ),
+    "fused_score": OpSpec(
+        name="fused_score",
+        description="fused verifier scoring: logits -> label probabilities -> mapped scores -> reward -> "
+        "group advantage",
+        cpp_sources=("verifiers/fused_score_cpu.cpp", "verifiers/bindings.cpp"),
+        cuda_sources=("verifiers/fused_score_cuda.cu",),
+    ),
 }
 
 CXX_FLAGS = ("-O3", "-fopenmp", "-Wfatal-errors")
@@ -161,12 +168,14 @@ def first_error_line(error: NativeOpError) -> str:
 
 @dataclass(frozen=True)
 class BuildResult:
-    """What ``build`` did: where the library is, whether it has CUDA, how long it took."""
+    """What ``build`` did: where the library is, whether it has CUDA, how long it took, and whether a
+    library was already in the cache (a load rather than a compile)."""
 
     name: str
     library: Path
     with_cuda: bool
     seconds: float
+    was_cached: bool
 
 
 class OpBuilder:
@@ -254,6 +263,7 @@ class OpBuilder:
         """Build (or confirm up to date) op ``name`` now, retrying a remembered failure."""
         with self._lock:
             self._failures.pop(name, None)
+        was_cached = self.is_built(name)
         start = time.perf_counter()
         module = self.load(name)
         return BuildResult(
@@ -261,6 +271,7 @@ class OpBuilder:
             library=self.library_path(name),
             with_cuda=bool(module.with_cuda()),
             seconds=time.perf_counter() - start,
+            was_cached=was_cached,
         )
 
     def _compile(self, spec: OpSpec) -> ModuleType:
