@@ -39,6 +39,7 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "pyrit-objective-pairs": (395, "83129d925c532643"),
     "pyrit-harm-pairs": (1005, "e947f10e87fa6d13"),
     "pyrit-refusal-pairs": (193, "e51927d8cc5f75b9"),
+    "pyrit-many-shot-pairs": (400, "04b5f104b0405ff6"),
     "nq-open": (3569, "a3e72da6dc18a89f"),
     "truthfulqa": (817, "b302750f96d625cc"),
     "mmlu": (2850, "6836ebed0591befb"),

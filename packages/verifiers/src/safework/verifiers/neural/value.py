@@ -1,0 +1,19 @@
+"""The neural value verifier: good / bad against the paper's criteria (safety, kindness, ethics, dignity,
+truthfulness vs hate, violence, stereotypes, privacy violation, illegal acts).
+
+Trained on human-graded pyrit pairs plus a share of templated safe answers (corpus.py); the graded score
+is P(good).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from safework.verifiers.labels import VALUE, LabelScheme
+from safework.verifiers.neural.verifier import NeuralClassifierVerifier
+
+
+class ValueVerifier(NeuralClassifierVerifier):
+    """MiniLM + MLP value classifier; ``ValueVerifier(seed=0, retrain=False)``."""
+
+    scheme: ClassVar[LabelScheme] = VALUE
