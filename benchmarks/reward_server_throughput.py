@@ -1,7 +1,7 @@
 """Reward-server throughput: dynamic batching vs one forward pass per request, measured in one run.
 
 Usage: .venv/bin/python benchmarks/reward_server_throughput.py [--verifier NAME] [--clients 16]
-           [--requests 40 | --seconds 30] [--max-batch 32] [--max-wait-ms 5] [--torch-threads N]
+           [--requests 40 | --seconds 30] [--max-batch 32] [--max-wait-ms 20] [--torch-threads N]
            [--text long|short] [--device cpu|cuda] [--encoder-dir DIR] [--json]
 
 ``--clients`` threads, each with its own channel, send single-item Score calls back to back against (a) the
@@ -159,7 +159,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=None, help="run each mode this long instead")
     parser.add_argument("--max-batch", type=int, default=32)
-    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--max-wait-ms", type=float, default=20.0)
     parser.add_argument(
         "--text", choices=["long", "short"], default="long", help="item length (see make_items)"
     )

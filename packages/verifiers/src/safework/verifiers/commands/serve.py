@@ -18,7 +18,7 @@ from safework.core.errors import SafeworkError
     "--max-batch", type=int, default=32, show_default=True, help="Items per forward pass; 1 = no batching."
 )
 @click.option(
-    "--max-wait-ms", type=float, default=5.0, show_default=True, help="Longest wait to fill a batch."
+    "--max-wait-ms", type=float, default=20.0, show_default=True, help="Longest wait to fill a batch."
 )
 @click.option("--max-items", type=int, default=256, show_default=True, help="Items allowed per Score call.")
 @click.option(
