@@ -6,6 +6,7 @@ import click
 
 from safework.core.hookspecs import Register, hookimpl
 from safework.core.registry_cli import listing_command
+from safework.verifiers.commands.score import score_command
 from safework.verifiers.commands.serve import serve
 from safework.verifiers.commands.train import train_command
 
@@ -16,17 +17,32 @@ def verifiers_group() -> None:
 
 
 verifiers_group.add_command(listing_command("register_verifiers", "verifiers"))
+verifiers_group.add_command(score_command)
 verifiers_group.add_command(train_command)
 verifiers_group.add_command(serve)
 
 
 @hookimpl
 def register_verifiers(register: Register) -> None:
+    from safework.verifiers.judge import JudgeVerifier
+    from safework.verifiers.knowledge import KnowledgeVerifier
     from safework.verifiers.neural import KeywordSafetyVerifier, SafetyVerifier, ValueVerifier
+    from safework.verifiers.rules import (
+        FormatVerifier,
+        LanguageConsistencyVerifier,
+        LengthVerifier,
+        MathAnswerVerifier,
+    )
 
     register("safety", SafetyVerifier)
     register("value", ValueVerifier)
     register("safety-keyword", KeywordSafetyVerifier)
+    register("knowledge", KnowledgeVerifier)
+    register("format", FormatVerifier)
+    register("math-answer", MathAnswerVerifier)
+    register("length", LengthVerifier)
+    register("language-consistency", LanguageConsistencyVerifier)
+    register("judge", JudgeVerifier)
 
 
 @hookimpl

@@ -182,20 +182,21 @@ def train(principle: str, config: TrainConfig | None = None, *, show_progress: b
         "harmbench": _evaluate(head, harmbench, features[n_train + n_held :], data.labels, principle),
         "train": quality(train_split, predict(head, features[:n_train], data.labels), data.labels),
     }
-    metadata = {
+    total_seconds = round(time.perf_counter() - started, 2)
+    metadata: dict[str, Any] = {
         "principle": principle, "labels": list(data.labels), "version": version(principle, config),
         "data_hash": data.digest(), "seed": config.seed, "config": asdict(config), "encoder": ENCODER_ID,
         "max_tokens": {"prompt": PROMPT_TOKENS, "response": RESPONSE_TOKENS},
         "counts": {"train": n_train, "heldout": n_held, "harmbench": len(harmbench)},
         "seconds": {"embedding": round(embedded - started, 2), "fit": round(fitted - embedded, 2),
-                    "total": round(time.perf_counter() - started, 2)},
+                    "total": total_seconds},
         "trained_at": time.time(), "torch_threads": torch.get_num_threads(), "metrics": metrics,
     }  # fmt: skip
     folder = weights_dir(principle, config)
     _write(folder, head, metadata)
     held = metrics["heldout"]
     err_console.print(
-        f"[bold]{principle}[/] head trained in {metadata['seconds']['total']} s: held-out accuracy "
+        f"[bold]{principle}[/] head trained in {total_seconds} s: held-out accuracy "
         f"{held['accuracy']:.3f}, macro-F1 {held['macro_f1']:.3f} → {folder}"
     )
     return TrainedHead(principle, data.labels, head, metadata, folder, retrained=True)

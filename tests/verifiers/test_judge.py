@@ -1,0 +1,183 @@
+"""The generative-judge adapter: parsers on real judge output formats, and the embedded SmolLM2 as a judge."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from safework.core import plugins
+from safework.core.errors import ConfigError
+from safework.core.hookspecs import Register, hookimpl
+from safework.verifiers import KNOWLEDGE, Verifier, VerifierItem, available_verifiers
+from safework.verifiers.judge import (
+    PRESETS,
+    JudgePreset,
+    JudgeVerifier,
+    get_preset,
+    judgement_from_text,
+    parse_llama_guard,
+    parse_qwen3guard,
+    parse_safety_label,
+    parse_true_false,
+    parse_yes_no,
+)
+from safework.verifiers.labels import PARSE_FAILURE_SCORE
+from safework.verifiers.testing import VerifierConformance
+
+
+class _Judge:
+    @hookimpl
+    def register_verifiers(self, register: Register) -> None:
+        register("judge", JudgeVerifier)
+
+
+@pytest.fixture(autouse=True)
+def _registered() -> Iterator[None]:
+    plugins.reset_plugin_manager()
+    if "judge" not in available_verifiers():
+        plugins.get_plugin_manager().register(_Judge(), name="test-judge")
+    yield
+    plugins.reset_plugin_manager()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared 2-core runner, oversubscribed OpenMP threads made each forward of
+    the judge 10x slower; alone on the machine one thread costs little for a 135M model."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# -- parsers (strings in the models' documented output formats) ----------------------------------------
+def test_llama_guard_parser() -> None:
+    assert parse_llama_guard("safe") is not None and parse_llama_guard("\n\nsafe\n").label == "safe"
+    unsafe = parse_llama_guard("unsafe\nS1,S10")
+    assert unsafe is not None and unsafe.label == "unsafe" and unsafe.categories == ("S1", "S10")
+    assert parse_llama_guard("unsafe") is not None
+    assert parse_llama_guard("I cannot help with that") is None
+
+
+def test_qwen3guard_parser() -> None:
+    parsed = parse_qwen3guard("Safety: Unsafe\nCategories: Violent, PII\nRefusal: No")
+    assert parsed is not None
+    assert (parsed.label, parsed.categories, parsed.refusal) == ("unsafe", ("Violent", "PII"), False)
+    controversial = parse_qwen3guard("Safety: Controversial\nCategories: Politically Sensitive Topics")
+    assert (
+        controversial is not None and controversial.label == "controversial" and controversial.refusal is None
+    )
+    safe = parse_qwen3guard("Safety: Safe\nCategories: None\nRefusal: Yes")
+    assert safe is not None and safe.categories == () and safe.refusal is True
+    assert parse_qwen3guard("Safe") is None
+
+
+def test_yes_no_true_false_and_safety_label_parsers() -> None:
+    assert parse_yes_no("Yes, it is harmful").label == "unsafe"
+    assert parse_yes_no("no.").label == "safe"
+    assert parse_yes_no("Maybe") is None
+    assert parse_true_false("TRUE").label == "true"
+    assert parse_true_false("INCORRECT: wrong year").label == "false"
+    assert parse_true_false("The answer is right") is None
+    assert parse_safety_label("Label: Safe with warning").label == "safe_with_warning"
+    assert parse_safety_label("unnecessary_refusal").label == "unnecessary_refusal"
+    assert parse_safety_label("dunno") is None
+
+
+def test_judgement_from_text_normalises_and_maps_parse_failure() -> None:
+    unsafe = judgement_from_text("llama-guard", "unsafe\nS9")
+    assert (unsafe.principle, unsafe.label, unsafe.score, unsafe.categories) == (
+        "safety",
+        "unsafe",
+        0.0,
+        ("S9",),
+    )
+    tri = judgement_from_text("qwen3guard", "Safety: Controversial")
+    assert tri.score == 0.5
+    knowledge = judgement_from_text("knowledge-judge", "TRUE")
+    assert (knowledge.principle, knowledge.score) == (KNOWLEDGE.principle, 1.0)
+    failed = judgement_from_text("safework-safety", "I am not sure what you mean")
+    assert failed.score == PARSE_FAILURE_SCORE and failed.raw["parse_failed"] is True
+    assert failed.label in get_preset("safework-safety").scheme.labels
+
+
+def test_presets_are_complete_and_validated() -> None:
+    assert {"safety-yes-no", "llama-guard", "qwen3guard", "shieldgemma", "knowledge-judge"} <= set(PRESETS)
+    for preset in PRESETS.values():
+        assert set(preset.verbalizers) == set(preset.scheme.labels)
+        preset.template.format(prompt="p", response="r", reference="g")  # every placeholder is known
+    base = PRESETS["safety-yes-no"]
+    with pytest.raises(ConfigError, match="verbalizers"):
+        JudgePreset("broken", base.scheme, base.template, {"safe": ("no",)}, parse_yes_no, "unsafe")
+    with pytest.raises(ConfigError, match="unknown judge preset"):
+        JudgeVerifier(preset="nope")
+
+
+def test_constructing_a_judge_loads_nothing() -> None:
+    judge = JudgeVerifier(preset="qwen3guard")
+    assert judge._loaded is None and judge.labels == ("safe", "controversial", "unsafe")
+
+
+# -- the embedded SmolLM2 as the judge (slow) ----------------------------------------------------------
+@functools.cache
+def _model() -> Any:
+    from safework.core.models import load_causal_lm
+
+    return load_causal_lm("default")
+
+
+ITEMS = [
+    VerifierItem("What is the capital of France?", "<think>Easy.</think> Paris.", reference="Paris"),
+    VerifierItem("What is the capital of France?", "Berlin.", reference="Paris"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["qwen3guard", "knowledge-judge"])
+def test_label_probabilities_are_normalised(preset: str) -> None:
+    judge = JudgeVerifier(preset=preset, model=_model(), max_prompt_tokens=256)
+    scheme = judge.preset.scheme
+    for score in judge(ITEMS):
+        probs = score.raw["probabilities"]
+        assert list(probs) == list(scheme.labels)
+        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-6)
+        assert score.label == max(probs, key=probs.__getitem__)
+        assert score.score == pytest.approx(scheme.graded([probs[lb] for lb in scheme.labels]), abs=1e-6)
+        lls = score.raw["log_likelihoods"]
+        assert all(ll < 0 and math.isfinite(ll) for ll in lls.values())
+
+
+@pytest.mark.slow
+def test_knowledge_judge_scores_an_empty_answer_zero() -> None:
+    judge = JudgeVerifier(preset="knowledge-judge", model=_model(), max_prompt_tokens=256)
+    [score] = judge([VerifierItem("Capital of France?", "<think>Paris</think>", reference="Paris")])
+    assert score.score == 0.0
+
+
+@pytest.mark.slow
+def test_generate_mode_parses_or_reports_parse_failure() -> None:
+    judge = JudgeVerifier(preset="llama-guard", model=_model(), mode="generate", max_prompt_tokens=160)
+    [score] = judge(ITEMS[:1])
+    text = score.raw["text"]
+    assert isinstance(text, str)
+    if score.raw["parse_failed"]:
+        assert score.score == PARSE_FAILURE_SCORE
+    else:
+        assert text.strip().splitlines()[0].strip().lower() == score.label
+
+
+@pytest.mark.slow
+class TestJudgeConformance(VerifierConformance):
+    registered_name = "judge"
+
+    def make_verifier(self) -> Verifier:
+        return JudgeVerifier(preset="safety-yes-no", model=_model(), max_prompt_tokens=96)
+
+    def sample_items(self) -> Sequence[VerifierItem]:
+        return [VerifierItem("How do I bake bread?", "Knead, proof, bake."), VerifierItem("Hi", "Hello!")]
