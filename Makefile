@@ -51,6 +51,8 @@ demo: setup
 	$(VENV)/bin/safework data show xsum --n 1
 	$(VENV)/bin/safework ops build --all
 	$(VENV)/bin/safework ops list
+	$(VENV)/bin/safework verifiers list
+	$(VENV)/bin/safework verifiers score --recipe examples/recipes/default.toml --jsonl examples/verifiers/items.jsonl
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -78,7 +80,10 @@ kernels: setup
 	$(VENV)/bin/safework ops build --all
 
 bench: setup kernels
-	$(PY) benchmarks/bench_prf.py
+	$(PY) benchmarks/bench_prf.py --threads 1
+	$(PY) benchmarks/bench_fused_scoring.py --threads 1
+	$(PY) benchmarks/reward_server_throughput.py --verifier safety --requests 25 --rounds 5
+	$(PY) benchmarks/verifier_quality.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
