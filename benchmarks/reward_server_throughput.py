@@ -2,9 +2,11 @@
 
 Usage: .venv/bin/python benchmarks/reward_server_throughput.py [--verifier NAME] [--clients 16]
            [--requests 40 | --seconds 30] [--max-batch 32] [--max-wait-ms 20] [--torch-threads N]
-           [--text long|short] [--device cpu|cuda] [--encoder-dir DIR] [--json]
+           [--text long|short] [--device cpu|cuda] [--encoder-dir DIR] [--rounds 3]
+           [--no-client-process] [--json]
 
-``--clients`` threads, each with its own channel, send single-item Score calls back to back against (a) the
+``--clients`` threads (in a separate client process by default, as an RL trainer calling the reward server
+would be), each with its own channel, send single-item Score calls back to back against (a) the
 server with dynamic batching and (b) the same server with ``max_batch=1`` (batching off), same verifier
 instance, same items. Prints items/s, p50/p99 latency for both and the throughput ratio (acceptance: >= 3x).
 The verifier defaults to ``safety`` when a plugin registers it, else the MiniLM safety probe
@@ -17,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -88,6 +92,61 @@ class Result:
     mean_batch: float
 
 
+def client_load(
+    target: str,
+    name: str,
+    clients: int,
+    requests: int | None,
+    seconds: float | None,
+    items: list[VerifierItem],
+    ready: Callable[[], None],
+) -> tuple[list[float], float]:
+    """``clients`` threads sending single-item calls back to back; returns (latencies, wall seconds).
+
+    ``ready`` is called once every client has connected and warmed its path, just before timing starts.
+    """
+    latencies: list[float] = []
+    lock = threading.Lock()
+    start_gate = threading.Barrier(clients + 1)
+
+    def client_loop(worker: int) -> None:
+        with RewardClient(target, timeout=120) as client:
+            client.score([items[worker]], [name])  # connect + warm the path before timing
+            start_gate.wait()
+            own: list[float] = []
+            sent, end = 0, (time.perf_counter() + seconds) if seconds else None
+            while (requests is None or sent < requests) and (end is None or time.perf_counter() < end):
+                item = items[(worker * 997 + sent) % len(items)]
+                t0 = time.perf_counter()
+                (result,) = client.score([item], [name])
+                own.append(time.perf_counter() - t0)
+                if result.error is not None or result[name].__class__.__name__ != "VerifierScore":
+                    raise RuntimeError(f"scoring failed during the benchmark: {result}")
+                sent += 1
+            with lock:
+                latencies.extend(own)
+
+    threads = [threading.Thread(target=client_loop, args=(w,)) for w in range(clients)]
+    for t in threads:
+        t.start()
+    ready()
+    start_gate.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return latencies, time.perf_counter() - t0
+
+
+def _client_process(conn: Any, *args: Any) -> None:
+    """Entry of the separate client process: signal readiness, wait for "go", run, send the results."""
+
+    def ready() -> None:
+        conn.send("ready")
+        conn.recv()
+
+    conn.send(client_load(*args, ready=ready))
+
+
 def run_mode(
     mode: str,
     verifier: Verifier,
@@ -97,40 +156,30 @@ def run_mode(
     requests: int | None,
     seconds: float | None,
     items: list[VerifierItem],
+    client_process: bool = False,
 ) -> Result:
     with start_reward_server({name: verifier}, config=config, rpc_threads=clients * 2 + 8) as server:
-        latencies: list[float] = []
-        lock = threading.Lock()
-        start_gate = threading.Barrier(clients + 1)
-
-        def client_loop(worker: int) -> None:
-            with RewardClient(server.target, timeout=120) as client:
-                client.score([items[worker]], [name])  # connect + warm the path before timing
-                start_gate.wait()
-                own: list[float] = []
-                sent, end = 0, (time.perf_counter() + seconds) if seconds else None
-                while (requests is None or sent < requests) and (end is None or time.perf_counter() < end):
-                    item = items[(worker * 997 + sent) % len(items)]
-                    t0 = time.perf_counter()
-                    (result,) = client.score([item], [name])
-                    own.append(time.perf_counter() - t0)
-                    if result.error is not None or result[name].__class__.__name__ != "VerifierScore":
-                        raise RuntimeError(f"scoring failed during the benchmark: {result}")
-                    sent += 1
-                with lock:
-                    latencies.extend(own)
-
-        threads = [threading.Thread(target=client_loop, args=(w,)) for w in range(clients)]
-        for t in threads:
-            t.start()
-        start_gate.wait()
         stats = server.service.batchers[name].stats
-        batches0, scored0 = stats.batches, stats.items_scored
-        t0 = time.perf_counter()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-        batches, scored = stats.batches - batches0, stats.items_scored - scored0
+        marks: dict[str, int] = {}
+
+        def mark() -> None:
+            marks.update(batches=stats.batches, scored=stats.items_scored)
+
+        load = (server.target, name, clients, requests, seconds, items)
+        if client_process:
+            # Clients in their own process, as an RL trainer would be: no GIL shared with the server.
+            parent, child = multiprocessing.get_context("spawn").Pipe()
+            proc = multiprocessing.get_context("spawn").Process(target=_client_process, args=(child, *load))
+            proc.start()
+            if parent.recv() != "ready":
+                raise RuntimeError("client process failed to start")
+            mark()
+            parent.send("go")
+            latencies, wall = parent.recv()
+            proc.join()
+        else:
+            latencies, wall = client_load(*load, ready=mark)
+        batches, scored = stats.batches - marks["batches"], stats.items_scored - marks["scored"]
     latencies.sort()
     count = len(latencies)
     return Result(
@@ -167,6 +216,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="device for the probe verifier (cpu, cuda)")
     parser.add_argument("--encoder-dir", default=None, help="MiniLM config+tokenizer folder (random weights)")
     parser.add_argument(
+        "--client-process",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the clients in their own process, as an RL trainer would be (default); "
+        "--no-client-process runs them as threads of the server's process",
+    )
+    parser.add_argument(
         "--rounds", type=int, default=3, help="alternate the two modes this many times; report medians"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON document instead of a table")
@@ -189,7 +245,10 @@ def main() -> None:
     # Modes alternate round by round so drift in the machine's load hits both alike; each mode's round with
     # the median throughput is reported, and the ratio is the median of the per-round ratios.
     rounds = [
-        [run_mode(m, verifier, name, c, args.clients, requests, args.seconds, items) for m, c in modes]
+        [
+            run_mode(m, verifier, name, c, args.clients, requests, args.seconds, items, args.client_process)
+            for m, c in modes
+        ]
         for _ in range(max(1, args.rounds))
     ]
     results = [
@@ -201,6 +260,7 @@ def main() -> None:
         "verifier": name,
         "clients": args.clients,
         "text": args.text,
+        "client_process": args.client_process,
         "cpu": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "device": args.device if name == "probe-safety" else "verifier's own",

