@@ -9,10 +9,8 @@ from typing import Any
 
 import pytest
 
-from safework.core import plugins
 from safework.core.errors import ConfigError
-from safework.core.hookspecs import Register, hookimpl
-from safework.verifiers import KNOWLEDGE, Verifier, VerifierItem, available_verifiers
+from safework.verifiers import KNOWLEDGE, Verifier, VerifierItem
 from safework.verifiers.judge import (
     PRESETS,
     JudgePreset,
@@ -27,21 +25,6 @@ from safework.verifiers.judge import (
 )
 from safework.verifiers.labels import PARSE_FAILURE_SCORE
 from safework.verifiers.testing import VerifierConformance
-
-
-class _Judge:
-    @hookimpl
-    def register_verifiers(self, register: Register) -> None:
-        register("judge", JudgeVerifier)
-
-
-@pytest.fixture(autouse=True)
-def _registered() -> Iterator[None]:
-    plugins.reset_plugin_manager()
-    if "judge" not in available_verifiers():
-        plugins.get_plugin_manager().register(_Judge(), name="test-judge")
-    yield
-    plugins.reset_plugin_manager()
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 
 import pytest
 
-from safework.core import plugins
-from safework.core.hookspecs import Register, hookimpl
-from safework.verifiers import KNOWLEDGE, Verifier, VerifierItem, available_verifiers
+from safework.verifiers import KNOWLEDGE, Verifier, VerifierItem
 from safework.verifiers.knowledge import KnowledgeVerifier, gold_answers
 from safework.verifiers.testing import VerifierConformance
 from safework.verifiers.textnorm import (
@@ -20,21 +18,6 @@ from safework.verifiers.textnorm import (
     numeric_match,
     token_f1,
 )
-
-
-class _Knowledge:
-    @hookimpl
-    def register_verifiers(self, register: Register) -> None:
-        register("knowledge", KnowledgeVerifier)
-
-
-@pytest.fixture(autouse=True)
-def _registered() -> Iterator[None]:
-    plugins.reset_plugin_manager()
-    if "knowledge" not in available_verifiers():
-        plugins.get_plugin_manager().register(_Knowledge(), name="test-knowledge")
-    yield
-    plugins.reset_plugin_manager()
 
 
 def _items() -> list[VerifierItem]:

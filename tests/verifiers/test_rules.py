@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
-from safework.core import plugins
 from safework.core.errors import ConfigError
-from safework.core.hookspecs import Register, hookimpl
-from safework.verifiers import Verifier, VerifierItem, available_verifiers
+from safework.verifiers import Verifier, VerifierItem
 from safework.verifiers.rules import (
     FormatVerifier,
     LanguageConsistencyVerifier,
@@ -24,34 +22,13 @@ from safework.verifiers.rules import (
 )
 from safework.verifiers.testing import VerifierConformance
 
+# The package plugin registers these names; the test below checks it.
 RULES: dict[str, Callable[..., Any]] = {
     "format": FormatVerifier,
     "math-answer": MathAnswerVerifier,
     "length": LengthVerifier,
     "language-consistency": LanguageConsistencyVerifier,
 }
-
-
-class _Rules:
-    """Registers the rule verifiers the way the package plugin will (only those not registered yet)."""
-
-    def __init__(self, factories: dict[str, Callable[..., Any]]) -> None:
-        self.factories = factories
-
-    @hookimpl
-    def register_verifiers(self, register: Register) -> None:
-        for name, factory in self.factories.items():
-            register(name, factory)
-
-
-@pytest.fixture(autouse=True)
-def _registered() -> Iterator[None]:
-    plugins.reset_plugin_manager()
-    missing = {n: f for n, f in RULES.items() if n not in available_verifiers()}
-    if missing:
-        plugins.get_plugin_manager().register(_Rules(missing), name="test-rule-verifiers")
-    yield
-    plugins.reset_plugin_manager()
 
 
 GOOD = "<think>Two and two make four.</think> The answer is 4."
@@ -249,3 +226,10 @@ def test_chinese_share_counts_han_against_latin_letters() -> None:
 def test_language_consistency(prompt: str, response: str, label: str, score: float) -> None:
     [result] = LanguageConsistencyVerifier()([VerifierItem(prompt, response)])
     assert (result.label, result.score) == (label, score)
+
+
+def test_rule_verifiers_are_registered_by_the_package_plugin() -> None:
+    from safework.verifiers import get_verifier
+
+    for name, cls in RULES.items():
+        assert type(get_verifier(name)) is cls

@@ -3,53 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
-from safework.core import plugins
-from safework.core.hookspecs import Register, hookimpl
-from safework.verifiers import available_verifiers
 from safework.verifiers.commands.score import score_command
-from safework.verifiers.knowledge import KnowledgeVerifier
-from safework.verifiers.rules import (
-    FormatVerifier,
-    LanguageConsistencyVerifier,
-    LengthVerifier,
-    MathAnswerVerifier,
-)
 
 DEFAULT = Path(__file__).resolve().parents[2] / "examples" / "recipes" / "default.toml"
-BUILTINS: dict[str, Callable[..., Any]] = {
-    "format": FormatVerifier,
-    "math-answer": MathAnswerVerifier,
-    "length": LengthVerifier,
-    "language-consistency": LanguageConsistencyVerifier,
-    "knowledge": KnowledgeVerifier,
-}
-
-
-class _Builtins:
-    def __init__(self, factories: dict[str, Callable[..., Any]]) -> None:
-        self.factories = factories
-
-    @hookimpl
-    def register_verifiers(self, register: Register) -> None:
-        for name, factory in self.factories.items():
-            register(name, factory)
-
-
-@pytest.fixture(autouse=True)
-def _registered() -> Iterator[None]:
-    plugins.reset_plugin_manager()
-    missing = {n: f for n, f in BUILTINS.items() if n not in available_verifiers()}
-    if missing:
-        plugins.get_plugin_manager().register(_Builtins(missing), name="test-cli-verifiers")
-    yield
-    plugins.reset_plugin_manager()
 
 
 def _write(tmp_path: Path, lines: list[Any]) -> Path:
