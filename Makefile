@@ -52,7 +52,7 @@ demo: setup
 	$(VENV)/bin/safework ops build --all
 	$(VENV)/bin/safework ops list
 	$(VENV)/bin/safework verifiers list
-	$(VENV)/bin/safework verifiers score --recipe examples/recipes/default.toml --jsonl examples/verifiers/items.jsonl
+	$(VENV)/bin/safework verifiers score --recipe packages/verifiers/src/safework/verifiers/recipes/default.toml --jsonl examples/verifiers/items.jsonl
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -37,6 +37,8 @@ def test_plugin_packages_build_alone_with_their_entry_point(package: str, tmp_pa
     wheel = build_wheel(package, tmp_path)
     names = wheel.namelist()
     assert f"safework/{package}/plugin.py" in names
+    if package == "verifiers":  # the default reward recipe is package data
+        assert "safework/verifiers/recipes/default.toml" in names
     assert "safework/__init__.py" not in names, "safework must stay an implicit namespace package"
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     assert f"{package} = safework.{package}.plugin" in wheel.read(entry_points).decode()

@@ -10,10 +10,9 @@ import pytest
 from safework.core.errors import ConfigError
 from safework.verifiers import VerifierItem
 from safework.verifiers.knowledge import KnowledgeVerifier
-from safework.verifiers.recipe import Recipe, RecipeScorer
+from safework.verifiers.recipe import DEFAULT_RECIPE_PATH, Recipe, RecipeScorer
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT = REPO / "examples" / "recipes" / "default.toml"
+DEFAULT = DEFAULT_RECIPE_PATH
 
 
 GOOD_FORMAT = "<think>Let me think.</think> "
@@ -181,3 +180,10 @@ def test_named_verifier_instances_take_options() -> None:
 def test_missing_recipe_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read recipe"):
         Recipe.load(tmp_path / "absent.toml")
+
+
+def test_reward_server_maps_task_labels_from_the_same_recipe() -> None:
+    from safework.verifiers.server import default_recipes
+
+    assert default_recipes() == Recipe.load(DEFAULT).label_verifiers()
+    assert default_recipes()["knowledge_rule"] == ("math-answer", "normal")

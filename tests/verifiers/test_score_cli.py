@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from safework.verifiers.commands.score import score_command
+from safework.verifiers.recipe import DEFAULT_RECIPE_PATH
 
-DEFAULT = Path(__file__).resolve().parents[2] / "examples" / "recipes" / "default.toml"
+DEFAULT = DEFAULT_RECIPE_PATH
 
 
 def _write(tmp_path: Path, lines: list[Any]) -> Path:

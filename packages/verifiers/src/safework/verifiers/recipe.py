@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("safework.verifiers.recipe")
 
 DEFAULT_FORMAT = "format"
+# The paper's recipe table (spec §4), shipped with the package so the CLI and the reward server share it.
+DEFAULT_RECIPE_PATH = Path(__file__).with_name("recipes") / "default.toml"
 MISSING_COMPONENT_SCORE = 1.0  # spec §4: a recipe component whose reward model is not loaded
 
 
@@ -191,6 +193,13 @@ class Recipe:
         except OSError as exc:
             raise ConfigError(f"cannot read recipe {path}: {exc}; pass an existing TOML file") from exc
         return cls.loads(text, available=available, source=str(path))
+
+    def label_verifiers(self) -> dict[str, tuple[str, ...]]:
+        """Task label → the registry names of its component verifiers (aliases resolved)."""
+        return {
+            label: tuple(self._factory(c.verifier) for c in table.components)
+            for label, table in self.labels.items()
+        }
 
     def _factory(self, name: str) -> str:
         spec = self.verifiers.get(name)

@@ -18,11 +18,10 @@ from safework.verifiers.server.client import (
 )
 from safework.verifiers.server.convert import ScoreError
 from safework.verifiers.server.limits import RequestLimits
-from safework.verifiers.server.service import DEFAULT_RECIPES, SERVICE, ServerConfig, VerifierService
+from safework.verifiers.server.service import SERVICE, ServerConfig, VerifierService, default_recipes
 from safework.verifiers.server.trl import RewardFunction, reward_function
 
 __all__ = [
-    "DEFAULT_RECIPES",
     "SERVICE",
     "AppendStep",
     "CloseTrace",
@@ -38,6 +37,7 @@ __all__ = [
     "StepSession",
     "VerifierDescription",
     "VerifierService",
+    "default_recipes",
     "load_verifiers",
     "reward_function",
     "start_reward_server",

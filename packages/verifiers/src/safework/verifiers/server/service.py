@@ -36,6 +36,8 @@ from safework.core.rpc.gen.verifier.v1 import verifier_pb2 as pb
 from safework.core.rpc.gen.verifier.v1 import verifier_pb2_grpc as pb_grpc
 from safework.core.types import VerifierScore
 from safework.verifiers.base import Verifier, VerifierInputError, VerifierItem
+from safework.verifiers.recipe import DEFAULT_RECIPE_PATH, Recipe
+from safework.verifiers.registry import available_verifiers
 from safework.verifiers.server import convert
 from safework.verifiers.server.batching import BatcherClosed, DynamicBatcher, QueueExpired, VerifierFailed
 from safework.verifiers.server.limits import (
@@ -49,17 +51,15 @@ log = logging.getLogger("safework.verifiers.server")
 
 SERVICE = "safework.verifier.v1.VerifierService"
 
-# Task label → verifier names (spec/safeladder.md §4); names not installed are skipped, and an item whose
-# recipe names no installed verifier gets NO_VERIFIER.
-DEFAULT_RECIPES: dict[str, tuple[str, ...]] = {
-    "safety": ("safety",),
-    "value": ("value",),
-    "knowledge": ("knowledge", "normal"),
-    "knowledge_rule": ("rule_answer", "normal"),
-    "general": ("general",),
-    "general_rule": ("rule_answer",),
-    "normal": ("normal",),
-}
+
+def default_recipes() -> dict[str, tuple[str, ...]]:
+    """Task label → verifier names from the package's default recipe (spec/safeladder.md §4).
+
+    Names not installed here are skipped at scoring time; an item whose recipe names no installed
+    verifier gets NO_VERIFIER.
+    """
+    recipe = Recipe.load(DEFAULT_RECIPE_PATH, available=list(available_verifiers()))
+    return recipe.label_verifiers()
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class VerifierService(pb_grpc.VerifierServiceServicer):
     ) -> None:
         self.config = config or ServerConfig()
         self.verifiers = dict(verifiers)
-        self.recipes = {k: tuple(v) for k, v in (DEFAULT_RECIPES if recipes is None else recipes).items()}
+        self.recipes = {k: tuple(v) for k, v in (default_recipes() if recipes is None else recipes).items()}
         self.sources = dict(sources or {})
         self.batchers = {
             name: DynamicBatcher(
