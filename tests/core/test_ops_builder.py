@@ -66,7 +66,7 @@ def test_every_declared_source_exists() -> None:
 
 
 def test_unknown_op_lists_known_ones() -> None:
-    with pytest.raises(ConfigError, match="known ops: fused_score, prf"):
+    with pytest.raises(ConfigError, match="known ops: credid, fused_score, prf"):
         op_spec("nope")
 
 

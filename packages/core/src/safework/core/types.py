@@ -51,14 +51,14 @@ class VerifierScore:
 
 @dataclass(frozen=True)
 class WatermarkPayload:
-    """A multi-bit message: ``bits`` bits packed big-endian into ``value``."""
+    """A multi-bit message: ``bits`` bits packed big-endian into ``value`` (0 bits: a zero-bit mark)."""
 
     value: int
     bits: int
 
     def __post_init__(self) -> None:
-        if self.bits <= 0:
-            raise ValueError(f"WatermarkPayload.bits must be positive, got {self.bits}.")
+        if self.bits < 0:
+            raise ValueError(f"WatermarkPayload.bits must be >= 0, got {self.bits}.")
         if not 0 <= self.value < (1 << self.bits):
             raise ValueError(
                 f"payload {self.value:#x} does not fit in {self.bits} bits; use a shorter value."
@@ -76,4 +76,4 @@ class WatermarkPayload:
 
     def to_hex(self) -> str:
         width = (self.bits + 3) // 4
-        return f"{self.value:0{width}x}"
+        return f"{self.value:0{width}x}" if width else ""

@@ -1,20 +1,48 @@
-"""The watermark package as a plugin of core: contributes the ``safework watermark`` CLI group."""
+"""The watermark package as a plugin of core: its schemes, attacks and the ``safework watermark`` group.
+
+Components are imported inside the hooks so that ``safework --help`` never pays for torch.
+"""
 
 from __future__ import annotations
 
 import click
 
-from safework.core.hookspecs import hookimpl
+from safework.core.hookspecs import Register, hookimpl
 from safework.core.registry_cli import listing_command
+from safework.watermark.commands.embed import embed_command
+from safework.watermark.commands.evaluate import evaluate_command
+from safework.watermark.commands.extract import extract_command
+from safework.watermark.commands.keygen import keygen_command
 
 
 @click.group("watermark")
 def watermark_group() -> None:
-    """Multi-bit text watermarking (CredID) and attribution."""
+    """Multi-bit text watermarking (CredID): keys, embedding, extraction, evaluation."""
 
 
 watermark_group.add_command(listing_command("register_watermark_schemes", "watermark schemes", "schemes"))
 watermark_group.add_command(listing_command("register_attacks", "attacks", "attacks"))
+for _command in (keygen_command, embed_command, extract_command, evaluate_command):
+    watermark_group.add_command(_command)
+
+
+@hookimpl
+def register_watermark_schemes(register: Register) -> None:
+    from safework.watermark.schemes.credid import CredIDScheme
+    from safework.watermark.schemes.ctwl import CTWLHashScheme
+    from safework.watermark.schemes.kgw import KGWScheme
+    from safework.watermark.schemes.mpac import MPACScheme
+
+    for scheme in (CredIDScheme, KGWScheme, MPACScheme, CTWLHashScheme):
+        register(scheme.name, scheme)
+
+
+@hookimpl
+def register_attacks(register: Register) -> None:
+    from safework.watermark.attacks import BUILTIN_ATTACKS
+
+    for name, attack in BUILTIN_ATTACKS.items():
+        register(name, attack)
 
 
 @hookimpl

@@ -56,6 +56,12 @@ OPS: dict[str, OpSpec] = {
         cpp_sources=("verifiers/fused_score_cpu.cpp", "verifiers/bindings.cpp"),
         cuda_sources=("verifiers/fused_score_cuda.cu",),
     ),
+    "credid": OpSpec(
+        name="credid",
+        description="CredID watermark green lists: green_mask, green_bias, green_table, candidate_counts",
+        cpp_sources=("watermark/credid_cpu.cpp", "watermark/bindings.cpp"),
+        cuda_sources=("watermark/credid_cuda.cu",),
+    ),
 }
 
 CXX_FLAGS = ("-O3", "-fopenmp", "-Wfatal-errors")

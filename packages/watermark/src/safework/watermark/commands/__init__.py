@@ -1,0 +1,1 @@
+"""The ``safework watermark`` commands, one module each."""

@@ -1,0 +1,110 @@
+"""Options and input readers shared by the watermark commands (the flag names are a public contract)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from safework.watermark.errors import WatermarkInputError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def scheme_options(func: F) -> F:
+    """--scheme/--key-file/--bits/--model and the scheme tuning flags shared by embed and extract."""
+    options = [
+        click.option("--scheme", required=True, help="Watermark scheme (see `safework watermark schemes`)."),
+        click.option("--key-file", required=True, type=click.Path(path_type=Path), help="Key from `keygen`."),
+        click.option("--bits", required=True, type=int, help="Payload width in bits (0 for kgw)."),
+        click.option(
+            "--model", default="default", show_default=True, help="Generator: default, HF dir or GGUF."
+        ),
+        click.option("--symbol-bits", type=int, default=None, help="Bits per payload slot (scheme default)."),
+        click.option(
+            "--crc/--no-crc", default=False, show_default=True, help="Append a CRC-8 to the payload."
+        ),
+        click.option(
+            "--delta", type=float, default=None, help="Logit bias of green tokens (scheme default)."
+        ),
+        click.option(
+            "--option",
+            "extra",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="Any other scheme option, e.g. --option permutations=50 (repeatable).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _number(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def scheme_kwargs(delta: float | None, extra: tuple[str, ...]) -> dict[str, Any]:
+    """Scheme options from --delta and repeated --option NAME=VALUE."""
+    options: dict[str, Any] = {} if delta is None else {"delta": delta}
+    for item in extra:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise WatermarkInputError(f"--option {item!r} must look like NAME=VALUE, e.g. permutations=50")
+        options[name.strip().replace("-", "_")] = _number(value.strip())
+    return options
+
+
+def read_jsonl_field(path: Path, fields: tuple[str, ...]) -> list[str]:
+    """The first present of ``fields`` from each line of a JSONL file; every bad line is reported at once."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise WatermarkInputError(f"{path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise WatermarkInputError(f"{path} is not UTF-8 text ({exc})") from None
+    values: list[str] = []
+    errors: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            errors.append(f"line {number}: not JSON ({exc.msg})")
+            continue
+        value = next((obj[f] for f in fields if isinstance(obj, dict) and f in obj), None)
+        if not isinstance(value, str) or not value.strip():
+            errors.append(
+                f"line {number}: needs a non-empty string field {' or '.join(repr(f) for f in fields)}"
+            )
+            continue
+        values.append(value)
+    if errors:
+        shown = "; ".join(errors[:10]) + (f"; and {len(errors) - 10} more" if len(errors) > 10 else "")
+        raise WatermarkInputError(f"{path}: {shown}")
+    if not values:
+        raise WatermarkInputError(f"{path} has no lines; each line is a JSON object with {fields[0]!r}")
+    return values
+
+
+def one_or_file(
+    value: str | None, path: Path | None, flag: str, file_flag: str, fields: tuple[str, ...]
+) -> list[str]:
+    """Inputs from exactly one of --FLAG TEXT or --FILE-FLAG JSONL."""
+    if (value is None) == (path is None):
+        raise WatermarkInputError(f"pass exactly one of {flag} TEXT or {file_flag} FILE")
+    if value is not None:
+        if not value.strip():
+            raise WatermarkInputError(f"{flag} is empty; pass the text to use")
+        return [value]
+    assert path is not None
+    return read_jsonl_field(path, fields)

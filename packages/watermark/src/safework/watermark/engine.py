@@ -1,0 +1,159 @@
+"""The watermarker: a scheme bound to a key, a payload width and a model, with embed and extract.
+
+This is the object every integration uses: the transformers logits processor, the vLLM processor, the CLI
+and the evaluation harness. ``load_watermarker("credid", key, bits=16)`` resolves the scheme through the
+``register_watermark_schemes`` hook, loads the model (the embedded SmolLM2 by default) and validates every
+option once, so later calls only deal with text.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from safework.core.models import LoadedModel
+from safework.core.plugins import collect
+from safework.core.types import WatermarkPayload
+from safework.watermark.decoder import DEFAULT_ALPHA, Extraction, decode, known_payload_p_value
+from safework.watermark.errors import UnknownSchemeError, WatermarkInputError
+from safework.watermark.hashing import TAG_TIEBREAK, hash_rows, uniform01
+from safework.watermark.keys import WatermarkKey
+from safework.watermark.payload import SymbolLayout
+from safework.watermark.schemes.base import Scheme
+
+
+def scheme_factories() -> dict[str, Any]:
+    """Every registered scheme, built-in and third-party."""
+    return collect("register_watermark_schemes")
+
+
+def _resolve(name: str) -> Any:
+    factories = scheme_factories()
+    if name not in factories:
+        known = ", ".join(sorted(factories)) or "none"
+        raise UnknownSchemeError(
+            f"unknown watermark scheme {name!r}; registered schemes: {known} (`safework watermark schemes`)"
+        )
+    return factories[name]
+
+
+def _model(model: str | LoadedModel) -> LoadedModel:
+    if isinstance(model, LoadedModel):
+        return model
+    from safework.core.models import load_causal_lm
+
+    return load_causal_lm(model)
+
+
+@dataclass
+class Watermarker:
+    """Embed payloads while generating and extract them from text or token ids."""
+
+    scheme: Scheme
+    loaded: LoadedModel
+    alpha: float = DEFAULT_ALPHA
+
+    @property
+    def layout(self) -> SymbolLayout:
+        return self.scheme.layout
+
+    @property
+    def bits(self) -> int:
+        return self.layout.bits
+
+    def settings(self) -> dict[str, Any]:
+        return {**self.scheme.settings(), "alpha": self.alpha, "key_id": self.scheme.key.fingerprint()}
+
+    # ------------------------------------------------------------------------------------------ embedding
+
+    def symbols(self, payload: WatermarkPayload | None) -> list[int] | None:
+        return None if payload is None else self.layout.encode(payload)
+
+    def bias_(
+        self,
+        logits: torch.Tensor,
+        generated: Sequence[Sequence[int]],
+        payloads: Sequence[WatermarkPayload | None],
+    ) -> None:
+        """Add the watermark to one decoding step's logits in place; a None payload leaves its row alone."""
+        self.scheme.bias_(logits, generated, [self.symbols(p) for p in payloads])
+
+    # ----------------------------------------------------------------------------------------- extraction
+
+    def tokenize(self, text: str) -> torch.Tensor:
+        if not isinstance(text, str) or not text.strip():
+            raise WatermarkInputError("cannot extract from an empty text; pass the generated text")
+        ids = self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return torch.tensor(ids, dtype=torch.int64)
+
+    def _check_length(self, ids: torch.Tensor) -> None:
+        if ids.numel() <= self.scheme.warmup:
+            raise WatermarkInputError(
+                f"text has {ids.numel()} tokens but the first {self.scheme.warmup} are the scheme's warm-up "
+                "and "
+                f"carry no mark; extraction needs more than {self.scheme.warmup} tokens (ideally 100+)"
+            )
+
+    def extract_ids(self, ids: Sequence[int] | torch.Tensor) -> Extraction:
+        """Decode the payload carried by a generated-token sequence (prompt excluded)."""
+        tensor = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
+        self._check_length(tensor)
+        return decode(self.scheme.evidence(tensor), self.layout, alpha=self.alpha)
+
+    def extract_text(self, text: str) -> Extraction:
+        return self.extract_ids(self.tokenize(text))
+
+    def known_payload_p_value(self, ids: Sequence[int] | torch.Tensor, payload: WatermarkPayload) -> float:
+        """p-value that the text carries exactly ``payload`` (uniform on unwatermarked text)."""
+        tensor = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
+        self._check_length(tensor)
+        symbols = self.layout.encode(payload)
+        evidence = self.scheme.evidence(tensor)
+        # Keyed draws from the text itself (SipHash of the ids, then of the slot): the same text always gets
+        # the same p-value, and nobody without the key can steer the draw.
+        text_word = int(hash_rows(self.scheme.prf, tensor.reshape(1, -1).contiguous())[0])
+        rows = torch.tensor(
+            [[TAG_TIEBREAK, j, text_word] for j in range(self.layout.slots)], dtype=torch.int64
+        )
+        uniforms = uniform01(hash_rows(self.scheme.prf, rows)).tolist()
+        return known_payload_p_value(evidence, self.layout, symbols, uniforms)
+
+
+def load_watermarker(
+    scheme: str,
+    key: WatermarkKey,
+    bits: int,
+    *,
+    model: str | LoadedModel = "default",
+    symbol_bits: int | None = None,
+    crc: bool = False,
+    alpha: float = DEFAULT_ALPHA,
+    **options: Any,
+) -> Watermarker:
+    """Build a :class:`Watermarker` for a registered scheme; ``options`` go to the scheme (delta, ...)."""
+    factory = _resolve(scheme)
+    if not 0 < alpha < 1:
+        raise WatermarkInputError(f"alpha must be in (0, 1), got {alpha!r}")
+    multibit = getattr(factory, "name", scheme) != "kgw"
+    if multibit and bits < 1:
+        raise WatermarkInputError(f"scheme {scheme!r} carries a payload: pass --bits >= 1")
+    width = symbol_bits if symbol_bits is not None else getattr(factory, "default_symbol_bits", 4)
+    layout = SymbolLayout(bits if multibit else 0, width, crc)
+    loaded = _model(model)
+    from safework.core.models.vocab import logits_width
+
+    accepted = inspect.signature(factory).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        unknown: list[str] = []
+    else:
+        unknown = [k for k in options if k not in accepted]
+    if unknown:
+        raise WatermarkInputError(f"scheme {scheme!r} has no option(s) {', '.join(unknown)}")
+    if getattr(factory, "needs_model", False):
+        options = {**options, "model": loaded.model}
+    built = factory(key, layout, logits_width(loaded.model), **options)
+    return Watermarker(built, loaded, alpha)

@@ -1,0 +1,150 @@
+"""CredID's multi-bit watermark (credid.md §3) with the fixes of §7.
+
+Per generated position t (past a warm-up of ``window`` tokens):
+
+1. the proxy LM reads only the last ``window`` generated tokens and gives q (top ``top_k`` + the rest);
+2. a keyed hash of the previous ``context_width`` tokens picks the payload slot j, whose b-bit symbol m the
+   position carries;
+3. a keyed hash of (context, m) picks one of ``permutations`` (P) permutations of the vocabulary;
+4. walking the vocabulary in that permutation's order, the tokens after the first ``tau`` of proxy mass are
+   green (the token that crosses tau included) and get +``delta``.
+
+Extraction recomputes q for every position in one batched proxy pass, tests the observed token in all P
+permutations (a (T, P) table: its mean is the exact null hit rate of the position), maps every candidate
+symbol to its permutation and counts hits per slot (native kernels, ``safework.watermark.kernels``). The
+decoder turns the counts into exact p-values. Everything keyed goes through SipHash, never Python's ``hash``
+or torch's RNG, so it is identical across machines and devices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel
+
+from safework.watermark.decoder import Evidence
+from safework.watermark.errors import WatermarkInputError
+from safework.watermark.hashing import TAG_INDEX, TAG_PERM, hash_rows, tagged, unsigned_mod
+from safework.watermark.kernels import candidate_counts, green_bias, green_table
+from safework.watermark.keys import WatermarkKey
+from safework.watermark.payload import SymbolLayout
+from safework.watermark.proxy import Proxy, ProxyOutput
+from safework.watermark.schemes.base import Scheme, positive
+
+# Defaults measured on the embedded SmolLM2 (benchmarks/RESULTS.md, "credid defaults").
+DEFAULTS: dict[str, Any] = {
+    "delta": 2.5,
+    "tau": 0.9,
+    "permutations": 50,
+    "window": 10,
+    "top_k": 256,
+    "proxy_layers": 2,
+    "context_width": 1,
+}
+
+
+class CredIDScheme(Scheme):
+    name = "credid"
+    description = "CredID multi-bit watermark: proxy-mass green lists, P permutations, calibrated decoder"
+    needs_model = True
+
+    def __init__(
+        self,
+        key: WatermarkKey,
+        layout: SymbolLayout,
+        vocab_size: int,
+        *,
+        model: PreTrainedModel,
+        delta: float = DEFAULTS["delta"],
+        tau: float = DEFAULTS["tau"],
+        permutations: int = DEFAULTS["permutations"],
+        window: int = DEFAULTS["window"],
+        top_k: int = DEFAULTS["top_k"],
+        proxy_layers: int = DEFAULTS["proxy_layers"],
+        context_width: int = DEFAULTS["context_width"],
+    ):
+        super().__init__(key, layout, vocab_size, context_width=context_width)
+        if not isinstance(permutations, int) or not 1 <= permutations <= 4096:
+            raise WatermarkInputError(f"permutations (P) must be 1..4096, got {permutations!r}")
+        if not isinstance(window, int) or window < context_width:
+            raise WatermarkInputError(
+                f"window must be an int >= context_width ({context_width}), got {window!r}"
+            )
+        self.delta = positive("delta", delta)
+        self.tau = positive("tau", tau, upper=1.0)
+        self.permutations = permutations
+        self.proxy_layers = proxy_layers
+        self.proxy = Proxy(model, layers=proxy_layers, window=window, top_k=top_k)
+
+    @property
+    def warmup(self) -> int:
+        return self.proxy.window
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            **super().settings(),
+            "delta": self.delta,
+            "tau": self.tau,
+            "permutations": self.permutations,
+            "window": self.proxy.window,
+            "top_k": self.proxy.top_k,
+            "proxy_layers": self.proxy_layers,
+        }
+
+    def _permutation_index(self, ctx: torch.Tensor, symbols: torch.Tensor) -> torch.Tensor:
+        return unsigned_mod(hash_rows(self.prf, tagged(TAG_INDEX, ctx, symbols)), self.permutations)
+
+    def _bias_rows(
+        self, block: torch.Tensor, ctx: torch.Tensor, symbols: torch.Tensor, generated: list[Sequence[int]]
+    ) -> None:
+        windows = torch.tensor([list(g[-self.proxy.window :]) for g in generated], dtype=torch.int64)
+        q = self.proxy(windows)
+        prefix = tagged(TAG_PERM, ctx, self._permutation_index(ctx, symbols))
+        green_bias(
+            self.prf, prefix, q.top_ids, q.top_probs, q.rest, self.vocab_size, self.tau, block, self.delta
+        )
+
+    def _table(self, ids: torch.Tensor, ctx: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """(T, P) green table for the given positions (rows for other positions stay False)."""
+        table = torch.zeros(ids.shape[0], self.permutations, dtype=torch.bool)
+        if positions.numel() == 0:
+            return table
+        windows = ids.unfold(0, self.proxy.window, 1)[positions - self.proxy.window]
+        q: ProxyOutput = self.proxy(windows.contiguous())
+        sub_ctx = tagged(TAG_PERM, ctx[positions])
+        table[positions] = green_table(
+            self.prf,
+            sub_ctx,
+            ids[positions].contiguous(),
+            q.top_ids,
+            q.top_probs,
+            q.rest,
+            self.permutations,
+            self.tau,
+        )
+        return table
+
+    def _scored(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        ctx, slots, valid = self.candidate_positions(ids)
+        table = self._table(ids, ctx, valid.nonzero().flatten())
+        null = table.to(torch.float64).mean(dim=1)
+        scored = valid & (null > 0) & (null < 1)  # a token green (or red) in every permutation says nothing
+        return ctx, slots, scored, table
+
+    def evidence(self, ids: torch.Tensor) -> Evidence:
+        ids = self.check_ids(ids)
+        ctx, slots, scored, table = self._scored(ids)
+        masked = torch.where(scored, slots, torch.full_like(slots, -1))
+        counts = candidate_counts(
+            self.prf, tagged(TAG_INDEX, ctx), table, masked, self.layout.slots, self.layout.candidates
+        )
+        return Evidence(scored, slots, table.to(torch.float64).mean(dim=1), counts)
+
+    def position_hits(self, ids: torch.Tensor, symbols: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = self.check_ids(ids)
+        ctx, slots, scored, table = self._scored(ids)
+        wanted = torch.tensor(symbols, dtype=torch.int64)[slots]
+        r = self._permutation_index(ctx, wanted)
+        return scored, table.gather(1, r.reshape(-1, 1)).flatten()

@@ -1,0 +1,57 @@
+"""The embedded SmolLM2 generator end to end through the CLI: what `make demo` shows a user."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _safework(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "safework.core.cli", *args], capture_output=True, text=True, timeout=900
+    )
+
+
+def test_credid_payload_survives_embed_and_extract_on_the_embedded_model(tmp_path: Path) -> None:
+    key = tmp_path / "key.json"
+    assert _safework("watermark", "keygen", "--out", str(key)).returncode == 0
+    common = ["--scheme", "credid", "--key-file", str(key), "--bits", "16"]
+    embed = _safework(
+        "watermark",
+        "embed",
+        *common,
+        "--payload",
+        "c0de",
+        "--prompt",
+        "The old lighthouse keeper climbed the stairs every evening, and",
+        "--max-new-tokens",
+        "200",
+        "--min-new-tokens",
+        "200",
+        "--json",
+    )
+    assert embed.returncode == 0, embed.stderr
+    record = json.loads(embed.stdout)
+    assert record["payload"] == "c0de" and record["tokens"] == 200
+    extract = _safework("watermark", "extract", *common, "--text", record["text"], "--json")
+    assert extract.returncode == 0, extract.stderr
+    result = json.loads(extract.stdout)
+    assert result["payload"] == "c0de" and result["p_value"] < 1e-6
+    assert min(result["bit_confidence"]) > 0.9
+    plain = _safework(
+        "watermark",
+        "extract",
+        *common,
+        "--text",
+        "The committee published its annual report on Tuesday. It found that spending on roads "
+        "rose by four percent while the number of new schools fell, and it recommended a review "
+        "of the funding formula before the next budget is set in the spring.",
+        "--json",
+    )
+    assert plain.returncode == 0 and json.loads(plain.stdout)["payload"] is None
