@@ -26,10 +26,12 @@
 
 #include <stdint.h>
 
+#ifndef SW_HD
 #if defined(__CUDACC__)
 #define SW_HD __host__ __device__ __forceinline__
 #else
 #define SW_HD inline
+#endif
 #endif
 
 namespace safework {

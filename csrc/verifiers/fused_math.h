@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#include "../core/rounded.h"
 #include "fused_score.h"
 
 #if defined(__CUDACC__)
@@ -28,61 +29,14 @@
 namespace safework {
 namespace fused {
 
-SWF_HD float fadd(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-
-SWF_HD float fmul(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-
-SWF_HD float fdiv(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fdiv_rn(a, b);
-#else
-  return a / b;
-#endif
-}
-
-SWF_HD double dadd(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-
-SWF_HD double dmul(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-
-SWF_HD double ddiv(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __ddiv_rn(a, b);
-#else
-  return a / b;
-#endif
-}
-
-SWF_HD double dsqrt(double a) {
-#ifdef __CUDA_ARCH__
-  return __dsqrt_rn(a);
-#else
-  return __builtin_sqrt(a);  // IEEE correctly rounded, like __dsqrt_rn
-#endif
-}
+// The rounded operations of ../core/rounded.h, callable as fused::fadd etc. by the kernel files.
+using safework::dadd;
+using safework::ddiv;
+using safework::dmul;
+using safework::dsqrt;
+using safework::fadd;
+using safework::fdiv;
+using safework::fmul;
 
 SWF_HD float pow2(int k) {  // 2^k for -126 <= k <= 127, built from its exponent bits
   const int32_t bits = (k + 127) << 23;

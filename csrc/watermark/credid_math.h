@@ -14,34 +14,20 @@
 
 #include <stdint.h>
 
+#include "../core/rounded.h"
 #include "../core/siphash.h"
 
 namespace safework {
 namespace credid {
 
-SW_HD double dadd(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-
-SW_HD double dmul(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-
-SW_HD float fadd(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
+// The rounded operations of ../core/rounded.h, callable as credid::fadd etc. by the kernel files.
+using safework::dadd;
+using safework::ddiv;
+using safework::dmul;
+using safework::dsqrt;
+using safework::fadd;
+using safework::fdiv;
+using safework::fmul;
 
 // u(x) in [0, 1): the top 53 bits of the hash as a fraction.
 SW_HD double unit(uint64_t x) { return dmul(static_cast<double>(x >> 11), 0x1p-53); }

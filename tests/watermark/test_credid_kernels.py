@@ -95,7 +95,7 @@ def test_top_token_counts_its_own_mass_and_rest_is_spread_by_u() -> None:
     assert torch.equal(mask, above) and bool(mask[0, 17]) and 0 < int(mask.sum()) < n
     # All mass in the rest: green exactly where u(x) > tau.
     rest_only = ref.green_mask_reference(KEY, prefix, one, torch.zeros(1, 1), torch.ones(1).double(), n, 0.3)
-    assert torch.equal(rest_only, ref.unit(x) > 0.3)
+    assert torch.equal(rest_only, ref.uniform01(x) > 0.3)
 
 
 def test_candidate_counts_reference_matches_loops() -> None:

@@ -142,7 +142,8 @@ def run_evaluation(watermarker: Watermarker, config: EvalConfig, out: Path) -> d
     for name, strength in config.attacks:
         ids = _attacked(watermarker, [g.text for g in marked], attacks[name], strength, config.seed)
         results["attacks"][f"{name}:{strength:g}"] = decode_stats(watermarker, ids, payloads)
-    results["human"] = human_controls(watermarker, config.human, payloads[0], offset=config.n)
+    if config.human:
+        results["human"] = human_controls(watermarker, config.human, payloads[0], offset=config.n)
     if config.perplexity:
         plain = generate(watermarker, prompts, [None] * len(prompts), watermark=False, **common)
         results["perplexity"] = oracle_perplexity(config.oracle, prompts, marked, plain)
@@ -233,13 +234,17 @@ def summary_table(results: dict[str, Any]) -> str:
     for name, stats in rows:
         acc = "-" if stats["bit_accuracy"] is None else f"{stats['bit_accuracy']:.4f}"
         lines.append(f"| {name} | {stats['success']['rate']:.3f} | {acc} | {stats['detected']['rate']:.3f} |")
-    h = results["human"]
-    lines += [
-        "",
-        f"Human texts: n={h['n']}, false positives at alpha={h['alpha']:g}: "
-        f"{h['false_positives']['k']} (FPR {h['fpr']:.4f}); known-payload p-values KS statistic "
-        f"{h['known_payload_ks']['statistic']:.4f}, KS p-value {h['known_payload_ks']['p_value']:.3f}.",
-    ]
+    h = results.get("human")
+    lines += (
+        []
+        if h is None
+        else [
+            "",
+            f"Human texts: n={h['n']}, false positives at alpha={h['alpha']:g}: "
+            f"{h['false_positives']['k']} (FPR {h['fpr']:.4f}); known-payload p-values KS statistic "
+            f"{h['known_payload_ks']['statistic']:.4f}, KS p-value {h['known_payload_ks']['p_value']:.3f}.",
+        ]
+    )
     if "perplexity" in results:
         p = results["perplexity"]
         lines += [

@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 
 from safework.core.ops.prf_reference import siphash24_reference, siphash24_suffix_reference
+from safework.watermark.hashing import uniform01, unsigned_mod
 
 _SIGN = -(2**63)
-_TWO_POW_M53 = 2.0**-53
 # Rows of (prefix ++ [last word]) hashed per block in green_table_reference (bounds its memory).
 TABLE_BLOCK = 1 << 18
 
@@ -27,17 +27,6 @@ TABLE_BLOCK = 1 << 18
 def ordered(x: torch.Tensor) -> torch.Tensor:
     """int64 hashes whose *signed* order is the unsigned order of ``x`` (the sign bit flipped)."""
     return x ^ _SIGN
-
-
-def unit(x: torch.Tensor) -> torch.Tensor:
-    """``u(x) = (x >> 11) * 2^-53`` of uint64 hashes stored in int64, exactly, as float64 in [0, 1)."""
-    return ((x >> 11) & ((1 << 53) - 1)).to(torch.float64) * _TWO_POW_M53
-
-
-def mod_unsigned(x: torch.Tensor, p: int) -> torch.Tensor:
-    """``x mod p`` of uint64 hashes stored in int64 (x + 2^64 where x < 0)."""
-    wrap = (1 << 64) % p
-    return (torch.remainder(x, p) + (x < 0).to(torch.int64) * wrap) % p
 
 
 def sort_tops(
@@ -86,7 +75,7 @@ def green_from_hashes_reference(
     for i in range(k):  # sequential float64 additions in key order: the contract, not a cumsum
         sums[:, i + 1] = sums[:, i] + masses[:, i]
     s = sums.gather(1, count_le(sorted_xo, sorted_ids, x_query, query_ids))
-    return (s + rest[:, None] * unit(x_query)) > tau
+    return (s + rest[:, None] * uniform01(x_query)) > tau
 
 
 def green_mask_reference(
@@ -171,7 +160,7 @@ def candidate_counts_reference(
     n_candidates: int,
 ) -> torch.Tensor:
     """(J, C) int64: ``counts[slots[t], m] += green[t, siphash(index_context[t] ++ [m]) mod P]``."""
-    r = mod_unsigned(siphash24_suffix_reference(key, index_context, n_candidates), green.shape[1])
+    r = unsigned_mod(siphash24_suffix_reference(key, index_context, n_candidates), green.shape[1])
     hits = green.gather(1, r).to(torch.int64)
     keep = slots >= 0
     counts = torch.zeros(n_slots, n_candidates, dtype=torch.int64, device=green.device)

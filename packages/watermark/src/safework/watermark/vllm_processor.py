@@ -39,11 +39,6 @@ import torch
 from vllm import SamplingParams
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
 
-try:  # Model Runner V2's processor interface (vLLM >= 0.32); its plugin loader rejects non-subclasses
-    from vllm.v1.worker.gpu.sample.logits_processor.interface import LogitsProcessor as _V2LogitsProcessor
-except ImportError:  # pragma: no cover - older vLLM: V1 only
-    _V2LogitsProcessor = object  # type: ignore[assignment,misc]
-
 from safework.core.types import WatermarkPayload
 
 if TYPE_CHECKING:
@@ -149,7 +144,16 @@ class _Row:
     output_ids: list[int]  # vLLM's live list of the request's generated ids (prompt excluded)
 
 
-class WatermarkLogitsProcessor(LogitsProcessor, _V2LogitsProcessor):
+def _v2_interface() -> type:
+    """Model Runner V2's processor interface (vLLM 0.32), whose plugin loader rejects non-subclasses."""
+    try:
+        from vllm.v1.worker.gpu.sample.logits_processor.interface import LogitsProcessor as V2
+    except ImportError:  # older vLLM: V1 only
+        return object
+    return V2
+
+
+class WatermarkLogitsProcessor(LogitsProcessor, _v2_interface()):  # type: ignore[misc]
     """vLLM V1 batch-level processor: adds each watermarked request's bias to its logits row every step.
 
     State is a map from persistent-batch row to (payload, reference to the request's output-id list),
