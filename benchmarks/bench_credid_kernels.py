@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -24,21 +23,12 @@ for _src in ("core", "watermark"):
     sys.path.insert(0, str(ROOT / "packages" / _src / "src"))
 
 import torch  # noqa: E402
+from benchlib import median_seconds  # noqa: E402
 
 from safework.core.ops.builder import default_builder  # noqa: E402
 from safework.core.ops.prf import key_from_bytes  # noqa: E402
 from safework.watermark import kernels  # noqa: E402
 from safework.watermark import kernels_reference as ref  # noqa: E402
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up (allocator, OpenMP pool)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def problem(rows: int, k: int, vocab: int, width: int, gen: torch.Generator) -> dict[str, torch.Tensor]:

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -22,20 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "packages" / "core" / "src"))
 
 import torch  # noqa: E402
+from benchlib import median_seconds  # noqa: E402
 
 from safework.core.ops.builder import default_builder  # noqa: E402
 from safework.core.ops.prf import key_from_bytes, siphash24, siphash24_suffix  # noqa: E402
 from safework.core.ops.prf_reference import siphash24_reference, siphash24_suffix_reference  # noqa: E402
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up (allocator, OpenMP pool)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -14,27 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
+from benchlib import median_seconds
 from transformers import WatermarkDetector, WatermarkingConfig
 
 from safework.core.models import load_causal_lm
 from safework.watermark.engine import load_watermarker
 from safework.watermark.evaluation import passages, split_passage
 from safework.watermark.keys import WatermarkKey
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -15,9 +15,9 @@ import json
 import platform
 import statistics
 import time
-from typing import Any
 
 import torch
+from benchlib import parse_config
 
 from safework.core.models import load_causal_lm
 from safework.core.types import WatermarkPayload
@@ -35,15 +35,6 @@ DEFAULT_CONFIGS = [
     "mpac",
     "kgw",
 ]
-
-
-def parse_config(text: str) -> tuple[str, dict[str, Any]]:
-    name, _, rest = text.partition(":")
-    options: dict[str, Any] = {}
-    for item in filter(None, rest.split(",")):
-        k, _, v = item.partition("=")
-        options[k] = float(v) if "." in v else int(v)
-    return name, options
 
 
 def main() -> None:

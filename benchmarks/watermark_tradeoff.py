@@ -17,6 +17,8 @@ import random
 import time
 from typing import Any
 
+from benchlib import parse_config
+
 from safework.core.models import load_causal_lm
 from safework.core.plugins import collect
 from safework.core.types import WatermarkPayload
@@ -26,15 +28,6 @@ from safework.watermark.generation import generate
 from safework.watermark.keys import WatermarkKey
 from safework.watermark.metrics import summarize
 from safework.watermark.oracle import load_oracle, perplexities
-
-
-def parse_config(text: str) -> tuple[str, dict[str, Any]]:
-    name, _, rest = text.partition(":")
-    options: dict[str, Any] = {}
-    for item in filter(None, rest.split(",")):
-        k, _, v = item.partition("=")
-        options[k] = float(v) if "." in v else int(v)
-    return name, options
 
 
 def main() -> None:
