@@ -58,7 +58,8 @@ demo: setup
 	mkdir -p $(DEMO_DIR)
 	$(VENV)/bin/safework watermark keygen --out $(DEMO_DIR)/watermark.key --force
 	$(VENV)/bin/safework watermark embed --scheme credid --key-file $(DEMO_DIR)/watermark.key --bits 16 --payload c0de \
-	  --prompt "The old lighthouse keeper climbed the stairs every evening, and" --max-new-tokens 200 --json \
+	  --prompt "The old lighthouse keeper climbed the stairs every evening, and" --max-new-tokens 200 \
+	  --min-new-tokens 200 --json \
 	  > $(DEMO_DIR)/embedded.jsonl
 	cat $(DEMO_DIR)/embedded.jsonl
 	$(VENV)/bin/safework watermark extract --scheme credid --key-file $(DEMO_DIR)/watermark.key --bits 16 \

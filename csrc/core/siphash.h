@@ -26,13 +26,7 @@
 
 #include <stdint.h>
 
-#ifndef SW_HD
-#if defined(__CUDACC__)
-#define SW_HD __host__ __device__ __forceinline__
-#else
-#define SW_HD inline
-#endif
-#endif
+#include "rounded.h"  // SW_HD: __host__ __device__ under nvcc, inline otherwise
 
 namespace safework {
 

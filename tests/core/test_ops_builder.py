@@ -105,7 +105,7 @@ def test_cuda_source_depends_only_on_cuda_headers_and_stdint() -> None:
                     pending.append(local)
             else:
                 assert inc in allowed_system, f"{current.name} includes {inc}"
-    assert {p.name for p in seen} == {"prf.h", "siphash.h"}
+    assert {p.name for p in seen} == {"prf.h", "siphash.h", "rounded.h"}
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
