@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ for _src in ("core", "watermark"):
     sys.path.insert(0, str(ROOT / "packages" / _src / "src"))
 
 import torch  # noqa: E402
-from benchlib import median_seconds  # noqa: E402
+from benchlib import machine_label, median_seconds  # noqa: E402
 
 from safework.core.ops.builder import default_builder  # noqa: E402
 from safework.core.ops.prf import key_from_bytes  # noqa: E402
@@ -103,8 +102,7 @@ def main() -> None:
             "speedup": reference_s / native_s,
         }
     summary = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
-        f"torch threads {torch.get_num_threads()}",
+        "machine": machine_label(torch.get_num_threads()),
         "torch": torch.__version__,
         "native_load_seconds": load_seconds,
         "repeats": args.repeats,

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 
 import torch
-from benchlib import median_seconds
+from benchlib import machine_label, median_seconds
 from transformers import WatermarkDetector, WatermarkingConfig
 
 from safework.core.models import load_causal_lm
@@ -64,7 +63,7 @@ def main() -> None:
         for k, v in results.items()
     ]
     summary = {
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "machine": machine_label(torch.get_num_threads()),
         "texts": len(rows),
         "tokens_per_text": args.tokens,
         "rows": table,

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 
 import torch
-from benchlib import parse_config
+from benchlib import machine_label, parse_config
 
 from safework.core.models import load_causal_lm
 from safework.core.types import WatermarkPayload
@@ -88,7 +87,7 @@ def main() -> None:
         for c, t in times.items()
     ]
     summary = {
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "machine": machine_label(torch.get_num_threads()),
         "batch": args.batch,
         "tokens": args.tokens,
         "bits": args.bits,

@@ -22,8 +22,9 @@ from benchlib import parse_config
 from safework.core.models import load_causal_lm
 from safework.core.plugins import collect
 from safework.core.types import WatermarkPayload
+from safework.watermark.attacks import parse_attack_spec
 from safework.watermark.engine import load_watermarker
-from safework.watermark.evaluation import decode_stats, passages, split_passage
+from safework.watermark.evaluation import attacked_ids, decode_stats, passages, split_passage
 from safework.watermark.generation import generate
 from safework.watermark.keys import WatermarkKey
 from safework.watermark.metrics import summarize
@@ -68,15 +69,9 @@ def main() -> None:
             "median_p": stats["p_value"]["median"],
         }
         if args.attack:
-            attack_name, _, strength = args.attack.partition(":")
+            attack_name, strength = parse_attack_spec(args.attack)
             attack = collect("register_attacks")[attack_name]
-            attack_rng = random.Random(args.seed)
-            ids = [
-                loaded.tokenizer(attack(g.text, float(strength), attack_rng), add_special_tokens=False)[
-                    "input_ids"
-                ]
-                for g in marked
-            ]
+            ids = attacked_ids(wm, [g.text for g in marked], attack, strength, args.seed)
             attacked = decode_stats(wm, ids, payloads)
             row["attacked_success"] = attacked["success"]["rate"]
             row["attacked_bit_accuracy"] = attacked["bit_accuracy"]

@@ -101,7 +101,7 @@ def decode_stats(
     }
 
 
-def _attacked(
+def attacked_ids(
     watermarker: Watermarker, texts: Sequence[str], attack: Callable[..., str], strength: float, seed: int
 ) -> list[list[int]]:
     rng = random.Random(seed)
@@ -140,7 +140,7 @@ def run_evaluation(watermarker: Watermarker, config: EvalConfig, out: Path) -> d
     results["by_length"] = curve
     results["attacks"] = {}
     for name, strength in config.attacks:
-        ids = _attacked(watermarker, [g.text for g in marked], attacks[name], strength, config.seed)
+        ids = attacked_ids(watermarker, [g.text for g in marked], attacks[name], strength, config.seed)
         results["attacks"][f"{name}:{strength:g}"] = decode_stats(watermarker, ids, payloads)
     if config.human:
         results["human"] = human_controls(watermarker, config.human, payloads[0], offset=config.n)

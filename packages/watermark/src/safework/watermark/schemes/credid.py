@@ -126,25 +126,28 @@ class CredIDScheme(Scheme):
         )
         return table
 
-    def _scored(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _scored(
+        self, ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(contexts, slots, scored mask, (T, P) green table, per-position null rate)."""
         ctx, slots, valid = self.candidate_positions(ids)
         table = self._table(ids, ctx, valid.nonzero().flatten())
         null = table.to(torch.float64).mean(dim=1)
         scored = valid & (null > 0) & (null < 1)  # a token green (or red) in every permutation says nothing
-        return ctx, slots, scored, table
+        return ctx, slots, scored, table, null
 
     def evidence(self, ids: torch.Tensor) -> Evidence:
         ids = self.check_ids(ids)
-        ctx, slots, scored, table = self._scored(ids)
+        ctx, slots, scored, table, null = self._scored(ids)
         masked = torch.where(scored, slots, torch.full_like(slots, -1))
         counts = candidate_counts(
             self.prf, tagged(TAG_INDEX, ctx), table, masked, self.layout.slots, self.layout.candidates
         )
-        return Evidence(scored, slots, table.to(torch.float64).mean(dim=1), counts)
+        return Evidence(scored, slots, null, counts)
 
     def position_hits(self, ids: torch.Tensor, symbols: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self.check_ids(ids)
-        ctx, slots, scored, table = self._scored(ids)
+        ctx, slots, scored, table, _ = self._scored(ids)
         wanted = torch.tensor(symbols, dtype=torch.int64)[slots]
         r = self._permutation_index(ctx, wanted)
         return scored, table.gather(1, r.reshape(-1, 1)).flatten()
