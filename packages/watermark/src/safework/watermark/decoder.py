@@ -3,8 +3,12 @@
 Every scheme reduces a text to the same evidence: which positions are scored, which slot each one carries,
 its null hit rate (the chance a wrong or absent symbol scores a hit there) and, per slot, how many scored
 positions hit for each candidate symbol. Under "no watermark with this key" the hits of one candidate are
-independent Bernoulli draws with those null rates, so a slot's count has a Poisson-binomial distribution and
-its tail is an exact p-value. The decoder then
+Bernoulli draws with those null rates. When they are independent, a slot's count has a Poisson-binomial
+distribution and its tail is an exact p-value. When positions share one keyed draw (credid: every position
+after the same context uses the same permutation, so their hits rise and fall together) the scheme passes
+the exact null distribution of each slot's count instead (:func:`grouped_null_pmfs`); treating such
+positions as independent understates the variance and makes p-values on human text non-uniform at both
+tails. The decoder then
 
 * takes the best candidate per slot and corrects its tail for the C candidates it was chosen from
   (Bonferroni: valid whatever the candidates' dependence);
@@ -22,6 +26,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from safework.core.types import WatermarkPayload
@@ -39,10 +44,18 @@ class Evidence:
     slots: torch.Tensor  # (T,) int64 slot of each position
     null: torch.Tensor  # (T,) float64 null hit rate
     counts: torch.Tensor  # (J, C) int64 hits among scored positions
+    # Exact null pmf of each slot's count when positions are not independent (None: Poisson-binomial).
+    null_pmfs: tuple[torch.Tensor, ...] | None = None
 
     @property
     def scored_tokens(self) -> int:
         return int(self.scored.sum())
+
+    def slot_pmf(self, j: int) -> torch.Tensor:
+        """Null distribution of slot j's hit count for any one candidate: P(N = k), k = 0..n."""
+        if self.null_pmfs is not None:
+            return self.null_pmfs[j]
+        return poisson_binomial_pmf(_slot_rates(self, j))
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,43 @@ def poisson_binomial_pmf(rates: torch.Tensor) -> torch.Tensor:
         nxt[1:] += pmf * rate
         pmf = nxt
     return pmf
+
+
+def grouped_null_pmfs(
+    draws: torch.Tensor, groups: torch.Tensor, slots: torch.Tensor, n_slots: int
+) -> tuple[torch.Tensor, ...]:
+    """Exact null pmf of each slot's hit count when positions in a group share one uniform draw.
+
+    ``draws`` (N, R) bool: whether scored position i hits if the group's draw is r (credid: r is the
+    permutation a keyed hash picks for (context, candidate), uniform over R = P and independent across
+    contexts); ``groups`` (N,) group ids; ``slots`` (N,) the slot of each position (constant in a group).
+    A group's count is sum_i draws[i, r] for a uniform r: its pmf is the histogram over r. Groups are
+    independent, so a slot's pmf is the convolution of its groups' pmfs. With groups of one position this
+    is the Poisson-binomial of the per-position rates.
+    """
+    n_draws = draws.shape[1]
+    if draws.shape[0] == 0:
+        return tuple(torch.ones(1, dtype=torch.float64) for _ in range(n_slots))
+    ids, inverse = torch.unique(groups, return_inverse=True)
+    totals = torch.zeros(ids.shape[0], n_draws, dtype=torch.int64)
+    totals.index_add_(0, inverse, draws.to(torch.int64))
+    sizes = torch.bincount(inverse, minlength=ids.shape[0]).tolist()
+    group_slot = torch.zeros(ids.shape[0], dtype=torch.int64).scatter_(0, inverse, slots.to(torch.int64))
+    # Histogram of every group's count over the R draws at once: row g, column c = #{r : count = c}.
+    width = max(sizes) + 1
+    flat = (torch.arange(ids.shape[0]).reshape(-1, 1) * width + totals).flatten()
+    histograms = (torch.bincount(flat, minlength=ids.shape[0] * width).reshape(-1, width) / n_draws).numpy()
+    pmfs = [np.ones(1) for _ in range(n_slots)]
+    for g, j in enumerate(group_slot.tolist()):
+        pmfs[j] = np.convolve(pmfs[j], histograms[g, : sizes[g] + 1])
+    return tuple(torch.from_numpy(pmf) for pmf in pmfs)
+
+
+def pmf_moments(pmf: torch.Tensor) -> tuple[float, float]:
+    """(mean, variance) of a count with this pmf."""
+    k = torch.arange(pmf.shape[0], dtype=torch.float64)
+    mean = float((k * pmf).sum())
+    return mean, max(0.0, float((k * k * pmf).sum()) - mean * mean)
 
 
 def upper_tail(pmf: torch.Tensor, k: int) -> float:
@@ -174,11 +224,11 @@ def decode(evidence: Evidence, layout: SymbolLayout, *, alpha: float = DEFAULT_A
         slot_counts = evidence.counts[j]
         symbol = int(torch.argmax(slot_counts))  # first maximum: deterministic tie-break
         hits = int(slot_counts[symbol])
-        mean = float(slot_rates.sum())
-        var = float((slot_rates * (1 - slot_rates)).sum())
+        pmf = evidence.slot_pmf(j)
+        mean, var = pmf_moments(pmf)
         z = (hits - mean) / math.sqrt(var) if var > 0 else 0.0
         if slot_rates.numel():
-            tail = upper_tail(poisson_binomial_pmf(slot_rates), hits)
+            tail = upper_tail(pmf, hits)
             p = min(1.0, tail * layout.candidates)
             corrected.append(p)
         else:
@@ -217,10 +267,9 @@ def known_payload_p_value(
     """
     p_values = []
     for j in range(layout.slots):
-        slot_rates = _slot_rates(evidence, j)
-        if slot_rates.numel() == 0:
+        if not bool((evidence.scored & (evidence.slots == j)).any()):
             continue
-        pmf = poisson_binomial_pmf(slot_rates)
+        pmf = evidence.slot_pmf(j)
         k = int(evidence.counts[j, symbols[j]])
         p_values.append(upper_tail(pmf, k + 1) + uniforms[j] * float(pmf[k]))
     return fisher_combine(p_values)

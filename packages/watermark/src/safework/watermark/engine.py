@@ -68,6 +68,10 @@ class Watermarker:
     def settings(self) -> dict[str, Any]:
         return {**self.scheme.settings(), "alpha": self.alpha, "key_id": self.scheme.key.fingerprint()}
 
+    def with_key(self, key: WatermarkKey) -> Watermarker:
+        """This watermarker under another key, sharing the model."""
+        return Watermarker(self.scheme.rekeyed(key), self.loaded, self.alpha)
+
     # ------------------------------------------------------------------------------------------ embedding
 
     def symbols(self, payload: WatermarkPayload | None) -> list[int] | None:

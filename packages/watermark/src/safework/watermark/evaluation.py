@@ -29,6 +29,7 @@ from safework.core.types import WatermarkPayload
 from safework.watermark.engine import Watermarker
 from safework.watermark.errors import WatermarkInputError
 from safework.watermark.generation import Generation, generate
+from safework.watermark.keys import KEY_BYTES, WatermarkKey
 from safework.watermark.metrics import bit_accuracy, false_positive_rate, ks_uniform, rate_summary, summarize
 
 PASSAGE_SETS = ("xsum", "boolq-passages", "quac")
@@ -143,7 +144,9 @@ def run_evaluation(watermarker: Watermarker, config: EvalConfig, out: Path) -> d
         ids = attacked_ids(watermarker, [g.text for g in marked], attacks[name], strength, config.seed)
         results["attacks"][f"{name}:{strength:g}"] = decode_stats(watermarker, ids, payloads)
     if config.human:
-        results["human"] = human_controls(watermarker, config.human, payloads[0], offset=config.n)
+        results["human"] = human_controls(
+            watermarker, config.human, payloads[0], offset=config.n, seed=config.seed
+        )
     if config.perplexity:
         plain = generate(watermarker, prompts, [None] * len(prompts), watermark=False, **common)
         results["perplexity"] = oracle_perplexity(config.oracle, prompts, marked, plain)
@@ -152,33 +155,49 @@ def run_evaluation(watermarker: Watermarker, config: EvalConfig, out: Path) -> d
 
 
 def human_controls(
-    watermarker: Watermarker, n: int, payload: WatermarkPayload, *, offset: int = 0
+    watermarker: Watermarker, n: int, payload: WatermarkPayload, *, offset: int = 0, seed: int = 0
 ) -> dict[str, Any]:
-    """False positives and p-value calibration on ``n`` human continuations (distinct from the prompts)."""
+    """False positives and p-value calibration on ``n`` human continuations (distinct from the prompts).
+
+    * detection: the full decoder under the vendor's key, the false-positive rate at ``alpha``;
+    * calibration: the known-payload p-value of each text under a fresh random key and payload. For a
+      fixed text it is exactly uniform over keys, and fresh keys make the texts' p-values independent, so
+      a KS test checks exactly the claim;
+    * one key, one payload for every text (what one TTP seed sees): each p-value is still valid, but texts
+      share common contexts ("the", ",") and so share permutations; their p-values are dependent and a
+      KS test across texts may reject without any p-value being miscalibrated.
+    """
     texts = [split_passage(p)[1] for p in passages(n, offset=offset)]
     tokenizer = watermarker.loaded.tokenizer
-    detection, known = [], []
+    rng = random.Random(seed)
+    bits = watermarker.bits
+    detection, fresh, fixed = [], [], []
     with progress() as bar:
         task = bar.add_task("human controls", total=len(texts))
         for text in texts:
             ids = tokenizer(text, add_special_tokens=False)["input_ids"][:200]
             if len(ids) > watermarker.scheme.warmup:
                 detection.append(watermarker.extract_ids(ids).p_value)
-                known.append(watermarker.known_payload_p_value(ids, payload))
+                fixed.append(watermarker.known_payload_p_value(ids, payload))
+                other = watermarker.with_key(WatermarkKey(rng.randbytes(KEY_BYTES)))
+                fresh.append(other.known_payload_p_value(ids, WatermarkPayload(rng.getrandbits(bits), bits)))
             bar.advance(task)
     alpha = watermarker.alpha
-    ks_stat, ks_p = ks_uniform(known)
     return {
         "n": len(detection),
         "alpha": alpha,
         "false_positives": rate_summary(sum(p <= alpha for p in detection), len(detection)),
         "fpr": false_positive_rate(detection, alpha),
         "detection_p_value": summarize(detection),
-        "known_payload_ks": {"statistic": ks_stat, "p_value": ks_p, "n": len(known)},
-        "known_payload_p_deciles": [float(torch.tensor(known).quantile(q / 10)) for q in range(1, 10)]
-        if known
-        else [],
+        "known_payload_ks": _uniformity(fresh),
+        "fixed_key_ks": _uniformity(fixed),
     }
+
+
+def _uniformity(p_values: list[float]) -> dict[str, Any]:
+    statistic, p_value = ks_uniform(p_values)
+    deciles = [float(torch.tensor(p_values).quantile(q / 10)) for q in range(1, 10)] if p_values else []
+    return {"statistic": statistic, "p_value": p_value, "n": len(p_values), "deciles": deciles}
 
 
 def oracle_perplexity(
@@ -241,8 +260,10 @@ def summary_table(results: dict[str, Any]) -> str:
         else [
             "",
             f"Human texts: n={h['n']}, false positives at alpha={h['alpha']:g}: "
-            f"{h['false_positives']['k']} (FPR {h['fpr']:.4f}); known-payload p-values KS statistic "
-            f"{h['known_payload_ks']['statistic']:.4f}, KS p-value {h['known_payload_ks']['p_value']:.3f}.",
+            f"{h['false_positives']['k']} (FPR {h['fpr']:.4f}); known-payload p-values (fresh key per "
+            f"text) KS statistic {h['known_payload_ks']['statistic']:.4f}, KS p-value "
+            f"{h['known_payload_ks']['p_value']:.3f}; one key and payload for all texts: KS statistic "
+            f"{h['fixed_key_ks']['statistic']:.4f}, KS p-value {h['fixed_key_ks']['p_value']:.3f}.",
         ]
     )
     if "perplexity" in results:

@@ -14,6 +14,7 @@ repeated (context, token) pair once.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, cast
@@ -53,6 +54,14 @@ class Scheme(ABC):
         self.layout = layout
         self.vocab_size = vocab_size
         self.context_width = context_width
+
+    def rekeyed(self, key: WatermarkKey) -> Scheme:
+        """The same scheme under another key (shares the proxy and every other option): calibration
+        checks draw a fresh key per text."""
+        clone = copy.copy(self)
+        clone.key = key
+        clone.prf = key.prf_key()
+        return clone
 
     # ------------------------------------------------------------------------------------------- settings
 

@@ -2,7 +2,9 @@
 
 Per generated position t (past a warm-up of ``window`` tokens):
 
-1. the proxy LM reads only the last ``window`` generated tokens and gives q (top ``top_k`` + the rest);
+1. the proxy LM reads only the last ``window`` generated tokens and gives q (top ``top_k`` + the rest; by
+   default the generator's first layer with its LM head cut to the first ``proxy_vocab`` ids, see
+   ``safework.watermark.proxy``);
 2. a keyed hash of the previous ``context_width`` tokens picks the payload slot j, whose b-bit symbol m the
    position carries;
 3. a keyed hash of (context, m) picks one of ``permutations`` (P) permutations of the vocabulary;
@@ -24,7 +26,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from safework.watermark.decoder import Evidence
+from safework.watermark.decoder import Evidence, grouped_null_pmfs
 from safework.watermark.errors import WatermarkInputError
 from safework.watermark.hashing import TAG_INDEX, TAG_PERM, hash_rows, tagged, unsigned_mod
 from safework.watermark.kernels import candidate_counts, green_bias, green_table
@@ -40,7 +42,8 @@ DEFAULTS: dict[str, Any] = {
     "permutations": 50,
     "window": 10,
     "top_k": 256,
-    "proxy_layers": 2,
+    "proxy_layers": 1,
+    "proxy_vocab": 16384,
     "context_width": 1,
 }
 
@@ -63,6 +66,7 @@ class CredIDScheme(Scheme):
         window: int = DEFAULTS["window"],
         top_k: int = DEFAULTS["top_k"],
         proxy_layers: int = DEFAULTS["proxy_layers"],
+        proxy_vocab: int = DEFAULTS["proxy_vocab"],
         context_width: int = DEFAULTS["context_width"],
     ):
         super().__init__(key, layout, vocab_size, context_width=context_width)
@@ -76,7 +80,7 @@ class CredIDScheme(Scheme):
         self.tau = positive("tau", tau, upper=1.0)
         self.permutations = permutations
         self.proxy_layers = proxy_layers
-        self.proxy = Proxy(model, layers=proxy_layers, window=window, top_k=top_k)
+        self.proxy = Proxy(model, layers=proxy_layers, window=window, top_k=top_k, vocab=proxy_vocab)
 
     @property
     def warmup(self) -> int:
@@ -91,6 +95,7 @@ class CredIDScheme(Scheme):
             "window": self.proxy.window,
             "top_k": self.proxy.top_k,
             "proxy_layers": self.proxy_layers,
+            "proxy_vocab": self.proxy.vocab,
         }
 
     def _permutation_index(self, ctx: torch.Tensor, symbols: torch.Tensor) -> torch.Tensor:
@@ -111,8 +116,7 @@ class CredIDScheme(Scheme):
         table = torch.zeros(ids.shape[0], self.permutations, dtype=torch.bool)
         if positions.numel() == 0:
             return table
-        windows = ids.unfold(0, self.proxy.window, 1)[positions - self.proxy.window]
-        q: ProxyOutput = self.proxy(windows.contiguous())
+        q: ProxyOutput = self.proxy.along(ids, positions)
         sub_ctx = tagged(TAG_PERM, ctx[positions])
         table[positions] = green_table(
             self.prf,
@@ -143,7 +147,12 @@ class CredIDScheme(Scheme):
         counts = candidate_counts(
             self.prf, tagged(TAG_INDEX, ctx), table, masked, self.layout.slots, self.layout.candidates
         )
-        return Evidence(scored, slots, null, counts)
+        # Positions after the same context share their permutation for every candidate: one draw per
+        # context, so the slot's null is a convolution over contexts, not over positions.
+        keep = scored.nonzero().flatten()
+        _, groups = torch.unique(ctx[keep], dim=0, return_inverse=True)
+        pmfs = grouped_null_pmfs(table[keep], groups, slots[keep], self.layout.slots)
+        return Evidence(scored, slots, null, counts, pmfs)
 
     def position_hits(self, ids: torch.Tensor, symbols: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self.check_ids(ids)
