@@ -27,7 +27,8 @@ from safework.watermark.keys import WatermarkKey
 
 DEFAULT_CONFIGS = [
     "plain",
-    "credid:proxy_layers=1",
+    "credid",
+    "credid:proxy_vocab=0",
     "credid:proxy_layers=2",
     "credid:proxy_layers=4",
     "credid:proxy_layers=0",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from safework.watermark.decoder import (
     Evidence,
     decode,
     fisher_combine,
+    grouped_null_pmfs,
     known_payload_p_value,
     poisson_binomial_pmf,
     upper_tail,
@@ -94,3 +96,66 @@ def test_nothing_scored_is_not_detected() -> None:
     )
     result = decode(empty, layout)
     assert not result.detected and result.payload is None and result.p_value == 1.0
+
+
+def test_grouped_null_matches_enumeration_over_every_draw() -> None:
+    """Two slots, groups of 1-3 positions sharing a draw among R = 3: the pmf is the exact law."""
+    draws = torch.tensor(
+        [[1, 0, 1], [1, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 1], [1, 1, 1]], dtype=torch.bool
+    )  # rows are positions
+    groups = torch.tensor([0, 0, 1, 2, 2, 2])
+    slots = torch.tensor([0, 0, 0, 1, 1, 1])
+    pmfs = grouped_null_pmfs(draws, groups, slots, 2)
+    expected = [torch.zeros(4, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)]
+    for r0, r1, r2 in itertools.product(range(3), repeat=3):
+        slot0 = int(draws[0, r0]) + int(draws[1, r0]) + int(draws[2, r1])
+        slot1 = int(draws[3, r2]) + int(draws[4, r2]) + int(draws[5, r2])
+        expected[0][slot0] += 1 / 27
+        expected[1][slot1] += 1 / 27
+    for got, want in zip(pmfs, expected, strict=True):
+        assert torch.allclose(got, want[: got.shape[0]], atol=1e-12)
+        assert float(got.sum()) == pytest.approx(1.0)
+
+
+def test_grouped_null_of_singletons_is_the_poisson_binomial() -> None:
+    rng = torch.Generator().manual_seed(3)
+    draws = torch.rand(12, 50, generator=rng) < 0.3
+    pmf = grouped_null_pmfs(draws, torch.arange(12), torch.zeros(12, dtype=torch.int64), 1)[0]
+    rates = draws.to(torch.float64).mean(dim=1)
+    assert torch.allclose(pmf, poisson_binomial_pmf(rates), atol=1e-12)
+
+
+def test_shared_draws_need_the_grouped_null_to_stay_calibrated() -> None:
+    """Positions after one context hit together (one permutation for all of them): treating them as
+    independent makes known-payload p-values non-uniform, the grouped null keeps them exact."""
+    rng = random.Random(11)
+    layout = SymbolLayout(4, 4)
+    n_groups, size, draws_per = 12, 4, 50
+    grouped, independent = [], []
+    for _ in range(400):
+        rows, groups = [], []
+        for g in range(n_groups):
+            # One "tail starts early" set of permutations shared by the group's tokens.
+            early = set(rng.sample(range(draws_per), rng.randint(5, 20)))
+            for _ in range(size):
+                rows.append([r in early or rng.random() < 0.05 for r in range(draws_per)])
+                groups.append(g)
+        draws = torch.tensor(rows, dtype=torch.bool)
+        group_ids = torch.tensor(groups)
+        picked = torch.tensor([rng.randrange(draws_per) for _ in range(n_groups)])
+        hits = int(draws[torch.arange(len(rows)), picked[group_ids]].sum())
+        t = len(rows)
+        counts = torch.zeros(1, layout.candidates, dtype=torch.int64)
+        counts[0, 5] = hits
+        base = Evidence(
+            torch.ones(t, dtype=torch.bool),
+            torch.zeros(t, dtype=torch.int64),
+            draws.to(torch.float64).mean(dim=1),
+            counts,
+        )
+        exact = replace(base, null_pmfs=grouped_null_pmfs(draws, group_ids, base.slots, 1))
+        u = [rng.random()]
+        grouped.append(known_payload_p_value(exact, layout, [5], u))
+        independent.append(known_payload_p_value(base, layout, [5], u))
+    assert ks_uniform(grouped)[1] > 0.01
+    assert ks_uniform(independent)[1] < 1e-4

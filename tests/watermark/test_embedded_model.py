@@ -55,3 +55,19 @@ def test_credid_payload_survives_embed_and_extract_on_the_embedded_model(tmp_pat
         "--json",
     )
     assert plain.returncode == 0 and json.loads(plain.stdout)["payload"] is None
+
+
+def test_p_values_on_human_text_are_calibrated_with_the_embedded_proxy() -> None:
+    """Real human continuations from the catalogue, the real SmolLM2 proxy: under a fresh key per text the
+    known-payload p-values pass a KS uniformity test, and the vendor's key detects nothing."""
+    from safework.core.models import load_causal_lm
+    from safework.core.types import WatermarkPayload
+    from safework.watermark.engine import load_watermarker
+    from safework.watermark.evaluation import human_controls
+    from safework.watermark.keys import WatermarkKey
+
+    wm = load_watermarker("credid", WatermarkKey(bytes(range(16))), 16, model=load_causal_lm("default"))
+    report = human_controls(wm, 80, WatermarkPayload(0xC0DE, 16), offset=200, seed=5)
+    assert report["n"] == 80
+    assert report["false_positives"]["k"] == 0
+    assert report["known_payload_ks"]["p_value"] > 1e-3

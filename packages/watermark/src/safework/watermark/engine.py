@@ -22,7 +22,7 @@ from safework.watermark.decoder import DEFAULT_ALPHA, Extraction, decode, known_
 from safework.watermark.errors import UnknownSchemeError, WatermarkInputError
 from safework.watermark.hashing import TAG_TIEBREAK, hash_rows, uniform01
 from safework.watermark.keys import WatermarkKey
-from safework.watermark.payload import SymbolLayout
+from safework.watermark.payload import CRC_BITS, SymbolLayout
 from safework.watermark.schemes.base import Scheme
 
 
@@ -145,7 +145,10 @@ def load_watermarker(
     multibit = getattr(factory, "name", scheme) != "kgw"
     if multibit and bits < 1:
         raise WatermarkInputError(f"scheme {scheme!r} carries a payload: pass --bits >= 1")
-    width = symbol_bits if symbol_bits is not None else getattr(factory, "default_symbol_bits", 4)
+    if symbol_bits is not None:
+        width = symbol_bits
+    else:  # the scheme's width, never wider than the payload (and its CRC) needs
+        width = min(getattr(factory, "default_symbol_bits", 4), max(1, bits + (CRC_BITS if crc else 0)))
     layout = SymbolLayout(bits if multibit else 0, width, crc)
     loaded = _model(model)
     from safework.core.models.vocab import logits_width
