@@ -93,3 +93,14 @@ def test_extraction_is_deterministic_and_key_dependent(key: WatermarkKey, tiny: 
     b = load_watermarker("credid", key, 16, model=tiny).extract_ids(ids)
     assert a.to_json() == b.to_json()
     assert not a.detected
+    other = WatermarkKey(bytes(range(1, 17)))
+    rekeyed = load_watermarker("credid", key, 16, model=tiny).with_key(other)
+    fresh = load_watermarker("credid", other, 16, model=tiny)
+    assert rekeyed.extract_ids(ids).to_json() == fresh.extract_ids(ids).to_json() != a.to_json()
+
+
+def test_credid_symbols_default_to_bytes_but_never_exceed_the_payload(key: WatermarkKey, tiny: Any) -> None:
+    assert load_watermarker("credid", key, 32, model=tiny).layout.slots == 4
+    assert load_watermarker("credid", key, 4, model=tiny).layout.symbol_bits == 4
+    assert load_watermarker("credid", key, 4, model=tiny, crc=True).layout.symbol_bits == 8
+    assert load_watermarker("credid", key, 16, model=tiny, symbol_bits=4).layout.slots == 4
