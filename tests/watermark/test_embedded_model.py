@@ -59,7 +59,10 @@ def test_credid_payload_survives_embed_and_extract_on_the_embedded_model(tmp_pat
 
 def test_p_values_on_human_text_are_calibrated_with_the_embedded_proxy() -> None:
     """Real human continuations from the catalogue, the real SmolLM2 proxy: under a fresh key per text the
-    known-payload p-values pass a KS uniformity test, and the vendor's key detects nothing."""
+    known-payload p-values pass a KS uniformity test, and the vendor's key detects at most one of 80 at
+    alpha = 1e-3 (expected 0.08; two or more has probability ~0.003). Under this fixed test key one passage
+    (offset 236, a Dewey quotation) decodes at p = 1e-5 with 8-bit symbols; over 300 random keys that text's
+    smallest p-value is 0.015, so it is a property of the key, not of the text."""
     from safework.core.models import load_causal_lm
     from safework.core.types import WatermarkPayload
     from safework.watermark.engine import load_watermarker
@@ -69,5 +72,5 @@ def test_p_values_on_human_text_are_calibrated_with_the_embedded_proxy() -> None
     wm = load_watermarker("credid", WatermarkKey(bytes(range(16))), 16, model=load_causal_lm("default"))
     report = human_controls(wm, 80, WatermarkPayload(0xC0DE, 16), offset=200, seed=5)
     assert report["n"] == 80
-    assert report["false_positives"]["k"] == 0
+    assert report["false_positives"]["k"] <= 1
     assert report["known_payload_ks"]["p_value"] > 1e-3
