@@ -267,7 +267,7 @@ def known_payload_p_value(
     """
     p_values = []
     for j in range(layout.slots):
-        if not bool((evidence.scored & (evidence.slots == j)).any()):
+        if _slot_rates(evidence, j).numel() == 0:
             continue
         pmf = evidence.slot_pmf(j)
         k = int(evidence.counts[j, symbols[j]])

@@ -53,7 +53,7 @@ class CredIDScheme(Scheme):
     description = "CredID multi-bit watermark: proxy-mass green lists, P permutations, calibrated decoder"
     needs_model = True
     # Wider symbols put more positions behind each decision: at 200 tokens, 8-bit symbols beat 4-bit ones
-    # at the same distortion (benchmarks/RESULTS.md, "credid symbol width"); 256 candidates per slot
+    # at the same distortion (benchmarks/RESULTS.md, "credid 32-bit payloads"); 256 candidates per slot
     # still cost one hash per (position, candidate).
     default_symbol_bits = 8
 
