@@ -18,7 +18,7 @@ import torch
 from safework.core.models import LoadedModel
 from safework.core.plugins import collect
 from safework.core.types import WatermarkPayload
-from safework.watermark.decoder import DEFAULT_ALPHA, Extraction, decode, known_payload_p_value
+from safework.watermark.decoder import DEFAULT_ALPHA, Evidence, Extraction, decode, known_payload_p_value
 from safework.watermark.errors import UnknownSchemeError, WatermarkInputError
 from safework.watermark.hashing import TAG_TIEBREAK, hash_rows, uniform01
 from safework.watermark.keys import WatermarkKey
@@ -102,21 +102,37 @@ class Watermarker:
                 f"carry no mark; extraction needs more than {self.scheme.warmup} tokens (ideally 100+)"
             )
 
-    def extract_ids(self, ids: Sequence[int] | torch.Tensor) -> Extraction:
-        """Decode the payload carried by a generated-token sequence (prompt excluded)."""
+    def evidence(self, ids: Sequence[int] | torch.Tensor) -> Evidence:
+        """Per-position evidence of a generated-token sequence: what both tests below start from."""
         tensor = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
         self._check_length(tensor)
-        return decode(self.scheme.evidence(tensor), self.layout, alpha=self.alpha)
+        return self.scheme.evidence(tensor)
+
+    def decode(self, evidence: Evidence) -> Extraction:
+        return decode(evidence, self.layout, alpha=self.alpha)
+
+    def extract_ids(self, ids: Sequence[int] | torch.Tensor) -> Extraction:
+        """Decode the payload carried by a generated-token sequence (prompt excluded)."""
+        return self.decode(self.evidence(ids))
 
     def extract_text(self, text: str) -> Extraction:
         return self.extract_ids(self.tokenize(text))
 
-    def known_payload_p_value(self, ids: Sequence[int] | torch.Tensor, payload: WatermarkPayload) -> float:
-        """p-value that the text carries exactly ``payload`` (uniform on unwatermarked text)."""
+    def known_payload_p_value(
+        self,
+        ids: Sequence[int] | torch.Tensor,
+        payload: WatermarkPayload,
+        *,
+        evidence: Evidence | None = None,
+    ) -> float:
+        """p-value that the text carries exactly ``payload`` (uniform on unwatermarked text).
+
+        ``evidence``: :meth:`evidence` of these same ids under this key, when the caller already has it.
+        """
         tensor = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
-        self._check_length(tensor)
         symbols = self.layout.encode(payload)
-        evidence = self.scheme.evidence(tensor)
+        if evidence is None:
+            evidence = self.evidence(tensor)
         # Keyed draws from the text itself (SipHash of the ids, then of the slot): the same text always gets
         # the same p-value, and nobody without the key can steer the draw.
         text_word = int(hash_rows(self.scheme.prf, tensor.reshape(1, -1).contiguous())[0])
