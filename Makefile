@@ -70,7 +70,8 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup
-	$(VENV)/bin/mypy packages/core/src/safework/core packages/verifiers/src/safework/verifiers packages/watermark/src/safework/watermark
+	$(VENV)/bin/mypy packages/core/src/safework/core packages/verifiers/src/safework/verifiers packages/watermark/src/safework/watermark \
+	  packages/rl/src/safework/rl
 
 # pytest exit codes: 0 passed, 1 failures, 2 interrupted, 3 internal error, 4 usage error, 5 no tests
 # collected. Only 0 is success: a suite that collects nothing is a broken suite, not a green one.

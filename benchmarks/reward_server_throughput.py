@@ -86,10 +86,11 @@ class Result:
     items: int
     seconds: float
     items_per_s: float
-    p50_ms: float
+    p50_ms: float  # per request (a request carries ``group`` items)
     p99_ms: float
     batches: int
     mean_batch: float
+    group: int = 1
 
 
 def client_load(
@@ -100,28 +101,34 @@ def client_load(
     seconds: float | None,
     items: list[VerifierItem],
     ready: Callable[[], None],
+    group: int = 1,
 ) -> tuple[list[float], float]:
-    """``clients`` threads sending single-item calls back to back; returns (latencies, wall seconds).
+    """``clients`` threads sending calls of ``group`` items back to back; returns (per-call latencies, wall
+    seconds). ``group=8`` is a GRPO group: one prompt's completions scored in one request.
 
     ``ready`` is called once every client has connected and warmed its path, just before timing starts.
     """
     latencies: list[float] = []
     lock = threading.Lock()
+    warm_gate = threading.Barrier(clients + 1)  # every client connected and warmed: stats marked after it
     start_gate = threading.Barrier(clients + 1)
 
     def client_loop(worker: int) -> None:
         with RewardClient(target, timeout=120) as client:
             client.score([items[worker]], [name])  # connect + warm the path before timing
+            warm_gate.wait()
             start_gate.wait()
             own: list[float] = []
             sent, end = 0, (time.perf_counter() + seconds) if seconds else None
             while (requests is None or sent < requests) and (end is None or time.perf_counter() < end):
-                item = items[(worker * 997 + sent) % len(items)]
+                first = (worker * 997 + sent * group) % len(items)
+                batch = [items[(first + k) % len(items)] for k in range(group)]
                 t0 = time.perf_counter()
-                (result,) = client.score([item], [name])
+                results = client.score(batch, [name])
                 own.append(time.perf_counter() - t0)
-                if result.error is not None or result[name].__class__.__name__ != "VerifierScore":
-                    raise RuntimeError(f"scoring failed during the benchmark: {result}")
+                for result in results:
+                    if result.error is not None or result[name].__class__.__name__ != "VerifierScore":
+                        raise RuntimeError(f"scoring failed during the benchmark: {result}")
                 sent += 1
             with lock:
                 latencies.extend(own)
@@ -129,6 +136,7 @@ def client_load(
     threads = [threading.Thread(target=client_loop, args=(w,)) for w in range(clients)]
     for t in threads:
         t.start()
+    warm_gate.wait()
     ready()
     start_gate.wait()
     t0 = time.perf_counter()
@@ -137,14 +145,14 @@ def client_load(
     return latencies, time.perf_counter() - t0
 
 
-def _client_process(conn: Any, *args: Any) -> None:
+def _client_process(conn: Any, group: int, *args: Any) -> None:
     """Entry of the separate client process: signal readiness, wait for "go", run, send the results."""
 
     def ready() -> None:
         conn.send("ready")
         conn.recv()
 
-    conn.send(client_load(*args, ready=ready))
+    conn.send(client_load(*args, ready=ready, group=group))
 
 
 def run_mode(
@@ -157,7 +165,9 @@ def run_mode(
     seconds: float | None,
     items: list[VerifierItem],
     client_process: bool = False,
+    group: int = 1,
 ) -> Result:
+    """One server configuration under ``clients`` concurrent callers sending ``group`` items per call."""
     with start_reward_server({name: verifier}, config=config, rpc_threads=clients * 2 + 8) as server:
         stats = server.service.batchers[name].stats
         marks: dict[str, int] = {}
@@ -169,7 +179,9 @@ def run_mode(
         if client_process:
             # Clients in their own process, as an RL trainer would be: no GIL shared with the server.
             parent, child = multiprocessing.get_context("spawn").Pipe()
-            proc = multiprocessing.get_context("spawn").Process(target=_client_process, args=(child, *load))
+            proc = multiprocessing.get_context("spawn").Process(
+                target=_client_process, args=(child, group, *load)
+            )
             proc.start()
             if parent.recv() != "ready":
                 raise RuntimeError("client process failed to start")
@@ -178,20 +190,21 @@ def run_mode(
             latencies, wall = parent.recv()
             proc.join()
         else:
-            latencies, wall = client_load(*load, ready=mark)
+            latencies, wall = client_load(*load, ready=mark, group=group)
         batches, scored = stats.batches - marks["batches"], stats.items_scored - marks["scored"]
     latencies.sort()
     count = len(latencies)
     return Result(
         mode=mode,
         max_batch=config.max_batch,
-        items=count,
+        items=count * group,
         seconds=wall,
-        items_per_s=count / wall,
+        items_per_s=count * group / wall,
         p50_ms=1000 * statistics.median(latencies),
         p99_ms=1000 * latencies[min(count - 1, int(0.99 * count))],
         batches=batches,
         mean_batch=scored / max(batches, 1),
+        group=group,
     )
 
 

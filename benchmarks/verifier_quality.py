@@ -1,67 +1,79 @@
-"""Held-out quality of the neural safety / value verifiers next to the keyword baseline.
+"""Quality of the neural safety / value / normal verifiers on realistic text no head trained on.
 
     .venv/bin/python benchmarks/verifier_quality.py [--seed 0] [--out benchmarks/results/verifier_quality.md]
 
-Trains the heads first if they are not cached. Figures are recomputed through the verifiers' serving path
-(``verifier(items)``), so they cover exactly what RL will call. Prints a table per principle and writes a
-markdown section for benchmarks/RESULTS.md. Never prints record text (the corpus is hazardous by design).
+Evaluation set per principle = the held-out split (by prompt) of the realistic sources plus the
+evaluation-only sets (HarmBench pairs, AlpacaEval GPT-4 answers, HealthBench physician answers); templated
+text never counts. Figures are recomputed through the verifiers' serving path (``verifier(items)``), so they
+cover exactly what RL calls. Every figure sits beside its trivial baseline (majority class, or the best
+constant label), and the safety figures beside the keyword rule. Never prints record text.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from benchlib import machine_label
 
 from safework.core.console import print_table
 from safework.verifiers.base import VerifierItem
-from safework.verifiers.neural import SafetyVerifier, ValueVerifier
-from safework.verifiers.neural.corpus import Corpus, Example, build_corpus
+from safework.verifiers.neural import NormalVerifier, SafetyVerifier, ValueVerifier
+from safework.verifiers.neural.corpus import build_corpus
 from safework.verifiers.neural.keyword import classify
-from safework.verifiers.neural.metrics import quality
+from safework.verifiers.neural.metrics import groups, human_binary, quality
+
+ACCEPTANCE_GROUPS = ("harmful-refusal", "harmful-compliant", "benign-helpful")
 
 
-def _run(verifier: Any, examples: list[Example]) -> tuple[list[str], float]:
+def pct(x: Any) -> str:
+    return f"{100 * x:.1f}" if isinstance(x, float) and x == x else "-"
+
+
+def evaluate(name: str, verifier: Any, seed: int) -> tuple[list[list[str]], list[list[str]], str]:
+    """Group rows and per-class rows for one principle, plus a note on counts and speed."""
+    corpus = build_corpus(name, seed)
+    examples = corpus.evaluation
     started = time.perf_counter()
-    scores = verifier([VerifierItem(e.prompt, e.response) for e in examples])
-    return [s.label for s in scores], time.perf_counter() - started
-
-
-def _fmt(x: float) -> str:
-    return f"{100 * x:.1f}" if x == x else "-"  # NaN-safe
-
-
-def evaluate(name: str, verifier: Any, corpus: Corpus) -> tuple[list[list[str]], list[list[str]], str]:
-    """Summary rows, per-class rows and a throughput note for one principle."""
-    summary, per_class = [], []
-    note = ""
-    human = [e for e in corpus.heldout if e.source.startswith("pyrit-")]
-    splits = (
-        ("held-out", corpus.heldout),
-        ("held-out, human-labelled pairs only", human),
-        ("HarmBench pairs (never trained)", list(corpus.harmbench)),
-    )
-    for split, examples in splits:
-        predicted, seconds = _run(verifier, examples)
-        figures = quality(examples, predicted, corpus.labels)
-        row = [name, split, str(figures["n_exact"]), _fmt(figures["accuracy"]), _fmt(figures["macro_f1"]),
-               f"{_fmt(figures['set_accuracy'])} (n={figures['n_partial']})"]  # fmt: skip
-        if name == "safety":
-            rules = quality(examples, [classify(e.prompt, e.response) for e in examples], corpus.labels)
-            row += [_fmt(rules["accuracy"]), _fmt(rules["macro_f1"])]
-        else:
-            row += ["-", "-"]
-        summary.append(row)
-        if split == "held-out":
-            note = f"{len(examples) / seconds:.0f} items/s"
-            for label, stats in figures["per_class"].items():
-                per_class.append([name, label, str(stats["count"]), _fmt(stats["precision"]),
-                                  _fmt(stats["recall"]), _fmt(stats["f1"])])  # fmt: skip
-    return summary, per_class, note
+    predicted = [s.label for s in verifier([VerifierItem(e.prompt, e.response) for e in examples])]
+    seconds = time.perf_counter() - started
+    rules = [classify(e.prompt, e.response) for e in examples] if name == "safety" else None
+    head, kw = groups(examples, predicted), groups(examples, rules) if rules else None
+    rows = []
+    for group, figures in head["per_group"].items():
+        keyword = pct(kw["per_group"][group]["accuracy"]) if kw else "-"
+        rows.append([name, group, str(figures["n"]), pct(figures["accuracy"]), keyword])
+    in_scope = [g for g in ACCEPTANCE_GROUPS if g in head["per_group"]]
+    if len(in_scope) == len(ACCEPTANCE_GROUPS):
+        balanced = sum(head["per_group"][g]["accuracy"] for g in in_scope) / len(in_scope)
+        kw_bal = sum(kw["per_group"][g]["accuracy"] for g in in_scope) / len(in_scope) if kw else None
+        rows.append([name, "balanced over the 3 acceptance groups", "", pct(balanced), pct(kw_bal)])
+    rows.append([name, f"balanced over all groups (best constant '{head['best_constant_label']}' "
+                 f"{pct(head['best_constant'])})", "", pct(head["balanced_accuracy"]),
+                 pct(kw["balanced_accuracy"]) if kw else "-"])  # fmt: skip
+    if name == "safety":
+        human, kw_human = human_binary(examples, predicted), human_binary(examples, rules or [])
+        rows.append([name, f"human-labelled unsafe vs not: accuracy (majority '{human['majority_label']}' "
+                     f"{pct(human['majority_accuracy'])})", str(human["n"]), pct(human["accuracy"]),
+                     pct(kw_human["accuracy"])])  # fmt: skip
+        rows.append([name, "human-labelled unsafe vs not: balanced accuracy / macro-F1", str(human["n"]),
+                     f"{pct(human['balanced_accuracy'])} / {pct(human['macro_f1'])}",
+                     f"{pct(kw_human['balanced_accuracy'])} / {pct(kw_human['macro_f1'])}"])  # fmt: skip
+    figures = quality(examples, predicted, corpus.labels)
+    per_class = [[name, label, str(stats["count"]), pct(stats["precision"]), pct(stats["recall"]), pct(stats["f1"])]
+                 for label, stats in figures["per_class"].items() if stats["count"]]  # fmt: skip
+    per_class.append([name, f"exact-label accuracy {pct(figures['accuracy'])}, macro-F1 {pct(figures['macro_f1'])}",
+                      str(figures["n_exact"]), f"majority '{figures['majority_label']}'",
+                      pct(figures["majority_accuracy"]), "-"])  # fmt: skip
+    meta = verifier.metadata
+    note = (f"- {name}: {meta['counts']['train']} training pairs, {len(examples)} evaluation pairs, data "
+            f"{meta['data_hash'][:12]}, seed {meta['seed']}; cold training {meta['seconds']['total']} s "
+            f"(embedding {meta['seconds']['embedding']} s, fit {meta['seconds']['fit']} s); scoring "
+            f"{len(examples) / seconds:.0f} items/s through verifier(items)")  # fmt: skip
+    return rows, per_class, note
 
 
 def markdown(headers: list[str], rows: list[list[str]]) -> str:
@@ -71,45 +83,32 @@ def markdown(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/verifier_quality.md"))
     args = parser.parse_args()
-    summary_headers = ["verifier", "split", "n exact", "acc %", "macro-F1 %", "set acc %", "keyword acc %",
-                       "keyword macro-F1 %"]  # fmt: skip
-    class_headers = ["verifier", "label", "held-out n", "precision %", "recall %", "F1 %"]
-    summary: list[list[str]] = []
-    per_class: list[list[str]] = []
+    group_headers = ["verifier", "group / figure", "n", "head %", "keyword rule %"]
+    class_headers = ["verifier", "label", "n", "precision %", "recall %", "F1 %"]
+    all_rows: list[list[str]] = []
+    all_classes: list[list[str]] = []
     notes = []
-    for name, factory in (("safety", SafetyVerifier), ("value", ValueVerifier)):
-        verifier = factory(seed=args.seed)
-        meta = verifier.metadata
-        corpus = build_corpus(name, args.seed)
-        rows, classes, speed = evaluate(name, verifier, corpus)
-        summary += rows
-        per_class += classes
-        seconds = meta["seconds"]
-        notes.append(
-            f"- {name}: {meta['counts']['train']} train / {meta['counts']['heldout']} held-out pairs, "
-            f"data {meta['data_hash'][:12]}, seed {meta['seed']}; the cached head took {seconds['total']} s "
-            f"(corpus + embedding {seconds['embedding']} s, fit {seconds['fit']} s; embeddings may have been "
-            f"cached already); scoring {speed} through verifier(items)"
-        )
-    print_table("verifier quality (held-out by prompt)", summary_headers, summary)
-    print_table("per-class held-out figures", class_headers, per_class)
+    for name, factory in (("safety", SafetyVerifier), ("value", ValueVerifier), ("normal", NormalVerifier)):
+        rows, classes, note = evaluate(name, factory(seed=args.seed), args.seed)
+        all_rows += rows
+        all_classes += classes
+        notes.append(note)
+    print_table("realistic evaluation set: accuracy per group (prediction in the allowed labels)", group_headers,
+                all_rows)  # fmt: skip
+    print_table(
+        "exact-labelled pairs: per class, with the majority-class baseline", class_headers, all_classes
+    )
     for note in notes:
         print(note)
-    machine = f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
     text = "\n\n".join([
-        f"### Verifier quality (seed {args.seed}; {machine})",
-        markdown(summary_headers, summary),
-        markdown(class_headers, per_class),
+        f"### Verifier quality (seed {args.seed}; {machine_label(torch.get_num_threads())})",
+        markdown(group_headers, all_rows),
+        markdown(class_headers, all_classes),
         "\n".join(notes),
-        "Accuracy / macro-F1 over exactly labelled pairs (held-out = templated + human-labelled pairs; the "
-        "second row keeps only the human-labelled pyrit pairs); *set acc* over pairs whose human label "
-        "only says \"not unsafe\" (or \"not a refusal\"): prediction inside the allowed set. Held-out "
-        "templated pairs use template phrasings never seen in training. HarmBench pairs: pyrit pairs "
-        "whose prompt is a HarmBench behaviour, excluded from training.",
     ])  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from fractions import Fraction
 
 import pytest
 
-from safework.verifiers import KNOWLEDGE, Verifier, VerifierItem
+from safework.verifiers import KNOWLEDGE, VerifierItem
 from safework.verifiers.knowledge import KnowledgeVerifier, gold_answers
-from safework.verifiers.testing import VerifierConformance
 from safework.verifiers.textnorm import (
     exact_match,
-    final_answer,
     normalize_answer,
     numbers_in,
     numeric_match,
@@ -66,11 +63,6 @@ def test_numbers_in_reads_commas_fractions_and_words() -> None:
     ]
 
 
-def test_final_answer_is_after_the_last_think_close() -> None:
-    assert final_answer("<think>Paris? Lyon?</think>  Lyon ") == "Lyon"
-    assert final_answer("no think block") == "no think block"
-
-
 def test_gold_aliases_from_reference_list_and_metadata() -> None:
     item = VerifierItem(
         "q", "a", reference='["NYC", "New York City"]', metadata={"answers": ["New York", "NYC"]}
@@ -79,17 +71,7 @@ def test_gold_aliases_from_reference_list_and_metadata() -> None:
     assert gold_answers(VerifierItem("q", "a", reference="Paris")) == ["Paris"]
 
 
-# -- the verifier, lexical + numeric only (no model) ---------------------------------------------------
-class TestLexicalKnowledgeConformance(VerifierConformance):
-    registered_name = None  # the registered factory builds the semantic variant, checked below
-
-    def make_verifier(self) -> Verifier:
-        return KnowledgeVerifier(semantic=False)
-
-    def sample_items(self) -> Sequence[VerifierItem]:
-        return _items()
-
-
+# -- the verifier, lexical + numeric only (no model; the conformance kit runs in test_conformance_kit.py) --
 def test_lexical_verdicts_and_soft_scores() -> None:
     scores = KnowledgeVerifier(semantic=False)(_items())
     assert [s.label for s in scores] == ["true", "false", "true"]
@@ -110,6 +92,14 @@ def test_empty_answer_scores_zero_even_with_a_think_block() -> None:
     assert score.score == 0.0 and score.label == "false"
 
 
+def test_truncated_reasoning_is_not_judged_as_an_answer() -> None:
+    """Cut off before ``</think>``: the gold in the reasoning must not count as an answer."""
+    [score] = KnowledgeVerifier(semantic=False)(
+        [VerifierItem("Capital of France?", "<think>It is Paris, I am sure", reference="Paris")]
+    )
+    assert score.score == 0.0 and score.label == "false" and score.raw["components"]["empty_answer"]
+
+
 def test_numeric_gold_overrides_word_overlap() -> None:
     [wrong] = KnowledgeVerifier(semantic=False)(
         [VerifierItem("q", "8 apples are left", reference="9 apples")]
@@ -124,17 +114,6 @@ def test_any_alias_may_match() -> None:
 
 
 # -- with the embedded MiniLM encoder -------------------------------------------------------------------
-@pytest.mark.slow
-class TestKnowledgeConformance(VerifierConformance):
-    registered_name = "knowledge"
-
-    def make_verifier(self) -> Verifier:
-        return KnowledgeVerifier()
-
-    def sample_items(self) -> Sequence[VerifierItem]:
-        return _items()
-
-
 @pytest.mark.slow
 def test_semantic_signal_accepts_paraphrases_and_rejects_unrelated_answers() -> None:
     gold = "Veins appear blue because blue light does not penetrate deeply into human tissue"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from safework.core import answer_format
 from safework.core.errors import ConfigError
-from safework.verifiers import Verifier, VerifierItem
+from safework.verifiers import VerifierItem
 from safework.verifiers.rules import (
     FormatVerifier,
     LanguageConsistencyVerifier,
@@ -16,11 +17,9 @@ from safework.verifiers.rules import (
     MathAnswerVerifier,
     chinese_share,
     extract_math_answer,
-    format_ok,
     last_boxed,
     math_equivalent,
 )
-from safework.verifiers.testing import VerifierConformance
 
 # The package plugin registers these names; the test below checks it.
 RULES: dict[str, Callable[..., Any]] = {
@@ -32,54 +31,6 @@ RULES: dict[str, Callable[..., Any]] = {
 
 
 GOOD = "<think>Two and two make four.</think> The answer is 4."
-
-
-# -- conformance ---------------------------------------------------------------------------------------
-class TestFormatConformance(VerifierConformance):
-    registered_name = "format"
-
-    def make_verifier(self) -> Verifier:
-        return FormatVerifier()
-
-    def sample_items(self) -> Sequence[VerifierItem]:
-        return [VerifierItem("2+2?", GOOD), VerifierItem("2+2?", "4")]
-
-
-class TestMathConformance(VerifierConformance):
-    registered_name = "math-answer"
-
-    def make_verifier(self) -> Verifier:
-        return MathAnswerVerifier()
-
-    def sample_items(self) -> Sequence[VerifierItem]:
-        return [
-            VerifierItem("2+2?", "<think>add</think> \\boxed{4}", reference="4"),
-            VerifierItem("2+2?", "<think>add</think> 5", reference="4"),
-            VerifierItem("2+2?", "no idea", reference="4"),
-        ]
-
-
-class TestLengthConformance(VerifierConformance):
-    registered_name = "length"
-
-    def make_verifier(self) -> Verifier:
-        return LengthVerifier()
-
-    def sample_items(self) -> Sequence[VerifierItem]:
-        return [VerifierItem("q", "short"), VerifierItem("q", "word " * 3000)]
-
-
-class TestLanguageConformance(VerifierConformance):
-    registered_name = "language-consistency"
-
-    def make_verifier(self) -> Verifier:
-        return LanguageConsistencyVerifier()
-
-    def sample_items(self) -> Sequence[VerifierItem]:
-        return [
-            VerifierItem("什么是水？", "<think>水是液体。</think>水是一种液体。"),
-            VerifierItem("What?", GOOD),
-        ]
 
 
 # -- format --------------------------------------------------------------------------------------------
@@ -96,7 +47,7 @@ class TestLanguageConformance(VerifierConformance):
     ],
 )
 def test_format_rule(response: str, ok: bool) -> None:
-    assert format_ok(response) is ok
+    assert answer_format.well_formed(response) is ok  # the verifier is the shared rule, nothing more
     [score] = FormatVerifier()([VerifierItem("q", response)])
     assert (score.score, score.label) == ((1.0, "ok") if ok else (0.0, "bad"))
 
@@ -126,6 +77,7 @@ def test_last_boxed_matches_nested_braces() -> None:
         ("<think>maybe 7</think> It costs $1,250 in total.", "1,250"),
         ("<think>42</think> no number here", None),
         ("The answer: -3.5", "-3.5"),
+        ("<think>so it is \\boxed{7}", None),  # truncated reasoning: no answer was given, nothing to grade
     ],
 )
 def test_extraction_uses_the_answer_after_think(response: str, extracted: str | None) -> None:
@@ -190,6 +142,14 @@ def test_length_counts_the_chosen_part_in_rough_tokens() -> None:
     assert short.raw["tokens"] == 2 and short.score == 1.0
 
 
+def test_length_of_truncated_reasoning_is_all_think_and_no_answer() -> None:
+    truncated = VerifierItem("q", "<think>" + "step " * 10)  # cut off before </think>
+    answer = LengthVerifier(budget=3, unit="tokens", part="answer")([truncated])[0]
+    think = LengthVerifier(budget=3, unit="tokens", part="think")([truncated])[0]
+    assert answer.raw["tokens"] == 0 and answer.label == "within"
+    assert think.raw["tokens"] == 10 and think.label == "over"
+
+
 def test_length_rejects_bad_configuration() -> None:
     with pytest.raises(ConfigError, match="budget"):
         LengthVerifier(budget=0)
@@ -233,3 +193,18 @@ def test_rule_verifiers_are_registered_by_the_package_plugin() -> None:
 
     for name, cls in RULES.items():
         assert type(get_verifier(name)) is cls
+
+
+def test_format_fails_an_answer_that_repeats_itself() -> None:
+    from safework.core.answer_format import build
+    from safework.verifiers.rules import FormatVerifier, repetitive
+
+    answer = "The total is 48 + 24 = 72, so she sold \\boxed{72} clips."
+    assert not repetitive(answer)
+    assert repetitive("\n\n".join([answer] * 10))
+    prose = " ".join(f"Step {i}: add the {i}th term to the running sum and carry on." for i in range(12))
+    assert not repetitive(prose)  # a long list with a shared shape is not repetition
+    verifier = FormatVerifier(require_boxed=True)
+    good, pasted = build("48 + 24", answer), build("48 + 24", "\n\n".join([answer] * 10))
+    assert [s.score for s in verifier([VerifierItem("q", good), VerifierItem("q", pasted)])] == [1.0, 0.0]
+    assert FormatVerifier(reject_repetition=False).ok(pasted)

@@ -118,14 +118,38 @@ def test_recipe_scoring_gives_totals_and_breakdown(tmp_path: Path) -> None:
         {"prompt": "q", "response": "<think>t</think> hi"},
     ]
     path = _write(tmp_path, lines)
-    result = _run("--recipe", str(DEFAULT), "--jsonl", str(path), "--task-label", "normal", "--json")
+    recipe = tmp_path / "recipe.toml"  # the default plus a label whose judge is not installed (counts 1.0)
+    recipe.write_text(
+        DEFAULT.read_text(encoding="utf-8")
+        + '\n[labels.chat]\ncomponents = [{ verifier = "chat-judge", weight = 1.0, optional = true }]\n',
+        encoding="utf-8",
+    )
+    result = _run("--recipe", str(recipe), "--jsonl", str(path), "--task-label", "chat", "--json")
     assert result.exit_code == 0, result.output
     first, second, third = _json_lines(result)
     assert first["score"] == pytest.approx(1.0) and first["format"] == {"score": 1.0, "weight": 0.1}
     assert first["components"]["math-answer"] == {"score": 1.0, "weight": 0.9}
     assert second["label"] == "general_rule" and second["score"] == pytest.approx(1.0)
     assert (
-        third["label"] == "normal" and third["missing"] == ["normal"] and third["score"] == pytest.approx(2.0)
+        third["label"] == "chat"
+        and third["missing"] == ["chat-judge"]
+        and third["score"] == pytest.approx(2.0)
     )
-    table = _run("--recipe", str(DEFAULT), "--jsonl", str(path))
+    table = _run("--recipe", str(recipe), "--jsonl", str(path), "--task-label", "chat")
     assert table.exit_code == 0 and "math-answer=1.000x0.9" in table.stdout
+
+
+def test_recipe_line_whose_verifier_fails_has_no_total_and_fails_the_command(tmp_path: Path) -> None:
+    lines = [
+        {**MATH[0], "task_label": "gsm8k_rule"},
+        {"prompt": "6*7?", "response": "42", "task_label": "gsm8k_rule"},
+    ]
+    result = _run("--recipe", str(DEFAULT), "--jsonl", str(_write(tmp_path, lines)), "--json")
+    assert result.exit_code != 0
+    good, bad = _json_lines(result)
+    assert good["score"] == pytest.approx(1.0) and good["error"] is None
+    assert bad["score"] is None and bad["error"]["code"] == "INVALID_ITEM"
+    assert (
+        "1 line(s) got no reward" in result.output
+        and "line 2: no reward for task label 'gsm8k_rule'" in result.output
+    )

@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 
 from safework.core import plugins
+from safework.core.answer_format import thinking_prefix
 from safework.core.errors import RpcError
 from safework.core.hookspecs import Register, hookimpl
 from safework.core.types import VerifierScore
 from safework.verifiers import Verifier, VerifierItem
+from safework.verifiers.recipe import Recipe
 from safework.verifiers.server import (
     AppendStep,
     OpenTrace,
@@ -33,7 +35,6 @@ from safework.verifiers.server import (
 )
 from safework.verifiers.server.batching import DynamicBatcher, QueueExpired
 from safework.verifiers.server.probe import KnowledgeProbe, SafetyProbe, ValueProbe
-from safework.verifiers.server.steps import prefix_text
 
 pytestmark = pytest.mark.slow  # loads the embedded MiniLM encoder
 
@@ -86,7 +87,13 @@ class _TestVerifiers:
         register("slow", Slow)
 
 
-RECIPES = {"safety": ("probe-safety",), "knowledge": ("probe-knowledge", "probe-value")}
+RECIPE = Recipe.loads(
+    '[labels.safety]\ncomponents = [{ verifier = "probe-safety", weight = 1.0 }]\n'
+    "[labels.knowledge]\n"
+    'components = [{ verifier = "probe-knowledge", weight = 1.0 },\n'
+    '              { verifier = "probe-value", weight = 0.5 }]\n',
+    available=["format", "probe-safety", "probe-knowledge", "probe-value"],
+)
 ITEMS = [
     VerifierItem("How do I pick a lock?", "I can't help with breaking into property."),
     VerifierItem("What is the capital of France?", "Paris is the capital of France."),
@@ -101,7 +108,8 @@ def verifiers() -> Iterator[dict[str, Verifier]]:
     plugins.reset_plugin_manager()
     plugins.get_plugin_manager().register(_TestVerifiers(), name="server-test-verifiers")
     try:
-        yield load_verifiers(["probe-safety", "probe-value", "probe-knowledge", "broken", "flaky", "slow"])
+        served = ["probe-safety", "probe-value", "probe-knowledge", "broken", "flaky", "slow"]
+        yield load_verifiers(served, RECIPE)  # the recipe adds its format verifier
     finally:
         plugins.reset_plugin_manager()
 
@@ -109,7 +117,7 @@ def verifiers() -> Iterator[dict[str, Verifier]]:
 @pytest.fixture(scope="module")
 def server(verifiers: dict[str, Verifier]) -> Iterator[RewardServer]:
     with start_reward_server(
-        verifiers, config=ServerConfig(max_batch=16, max_wait_ms=20), recipes=RECIPES
+        verifiers, config=ServerConfig(max_batch=16, max_wait_ms=20), recipe=RECIPE
     ) as s:
         yield s
 
@@ -136,7 +144,15 @@ def _remote(results: Sequence[Any], name: str) -> list[tuple[str, float]]:
 def test_health_and_listing(client: RewardClient) -> None:
     assert client.health() == "SERVING"
     listed = {v.name: v for v in client.list_verifiers()}
-    assert sorted(listed) == ["broken", "flaky", "probe-knowledge", "probe-safety", "probe-value", "slow"]
+    assert sorted(listed) == [
+        "broken",
+        "flaky",
+        "format",
+        "probe-knowledge",
+        "probe-safety",
+        "probe-value",
+        "slow",
+    ]
     safety = listed["probe-safety"]
     assert safety.principle == "safety" and safety.labels[0] == "safe_with_refusal"
     assert safety.label_scores["safe_with_warning"] == 1.0 and safety.label_scores["safe_with_refusal"] == 0.1
@@ -217,6 +233,38 @@ def test_queued_item_past_its_deadline_is_not_scored() -> None:
         batcher.close()
 
 
+def test_batches_stay_within_one_call_without_cross_request_batching() -> None:
+    class Recording(Verifier):
+        principle = "recording"
+        labels = ("seen",)
+
+        def __init__(self) -> None:
+            self.batches: list[list[str]] = []
+            self.gate = threading.Event()
+
+        def score(self, items: Sequence[VerifierItem]) -> list[VerifierScore]:
+            self.gate.wait(5.0)
+            self.batches.append([item.response for item in items])
+            return [VerifierScore("recording", "seen", 1.0) for _ in items]
+
+    observed = {}
+    for cross in (False, True):
+        verifier = Recording()
+        batcher = DynamicBatcher("rec", verifier, max_batch=8, max_wait_s=0.3, cross_request=cross)
+        try:
+            first = batcher.submit([VerifierItem("q", "w")], None)  # occupies the worker until the gate opens
+            time.sleep(0.1)
+            calls = [batcher.submit([VerifierItem("q", f"{c}{i}") for i in range(3)], None) for c in "ab"]
+            verifier.gate.set()
+            for future in [*first, *calls[0], *calls[1]]:
+                future.result(timeout=5)
+            observed[cross] = verifier.batches
+        finally:
+            batcher.close()
+    assert observed[False] == [["w"], ["a0", "a1", "a2"], ["b0", "b1", "b2"]]  # one call per forward pass
+    assert any({"a0", "b0"} <= set(batch) for batch in observed[True])  # dynamic batching merges calls
+
+
 def test_a_poisoned_item_fails_alone(client: RewardClient) -> None:
     items = [VerifierItem("q", "fine answer"), VerifierItem("q", "POISON"), VerifierItem("q", "also fine")]
     results = client.score(items, ["flaky", "probe-value"])
@@ -235,16 +283,26 @@ def test_missing_reference_is_an_invalid_item_naming_its_index(client: RewardCli
     assert error.message.startswith("item 1") and "reference" in error.message
 
 
-def test_task_label_recipes(client: RewardClient) -> None:
+def test_task_label_recipes(client: RewardClient, verifiers: dict[str, Verifier]) -> None:
+    answer = "<think>Short.</think> a"
     items = [
-        VerifierItem("q", "a", metadata={"task_label": "safety"}),
-        VerifierItem("q", "a", reference="a", metadata={"task_label": "knowledge"}),
-        VerifierItem("q", "a", metadata={"task_label": "poetry"}),
+        VerifierItem("q", answer, metadata={"task_label": "safety"}),
+        VerifierItem("q", answer, reference="a", metadata={"task_label": "knowledge"}),
+        VerifierItem("q", answer, metadata={"task_label": "poetry"}),
+        VerifierItem("q", answer, metadata={"task_label": "knowledge"}),  # no reference: knowledge fails
     ]
-    safety, knowledge, poetry = client.score(items)
-    assert list(safety) == ["probe-safety"] and list(knowledge) == ["probe-knowledge", "probe-value"]
-    assert not poetry and poetry.error is not None and poetry.error.code == "NO_VERIFIER"
-    assert "'poetry'" in poetry.error.message and "safety" in poetry.error.message
+    safety, knowledge, poetry, unref = client.score(items)
+    assert list(safety) == ["format", "probe-safety"]
+    assert list(knowledge) == ["format", "probe-knowledge", "probe-value"] and list(poetry) == ["format"]
+    assert safety.reward is not None and knowledge.reward is not None and poetry.reward is not None
+    s, k, v = (verifiers[n]([items[1]])[0].score for n in ("probe-safety", "probe-knowledge", "probe-value"))
+    assert safety.reward.total == pytest.approx(1.0 + s, abs=1e-6)
+    assert knowledge.reward.total == pytest.approx(1.0 + k + 0.5 * v, abs=1e-6)
+    assert knowledge.reward.weights == {"probe-knowledge": 1.0, "probe-value": 0.5}
+    assert poetry.reward.total == 1.0 and not poetry.reward.known_label  # the format reward only
+    assert unref.reward is not None and unref.reward.total is None and unref.reward.error is not None
+    assert unref.reward.error.code == "INVALID_ITEM" and "item 3" in unref.reward.error.message
+    assert client.score(items[:1], ["probe-safety"])[0].reward is None  # named verifiers: no recipe reward
 
 
 def test_step_scores_are_weighted_prefix_scores(client: RewardClient, verifiers: dict[str, Verifier]) -> None:
@@ -273,7 +331,7 @@ def test_step_scores_are_weighted_prefix_scores(client: RewardClient, verifiers:
         ("b", 2),
     ]
     for t, reply in enumerate(replies[0:6:2]):
-        item = VerifierItem(prompt, prefix_text(steps[: t + 1], final=t == 2))
+        item = VerifierItem(prompt, thinking_prefix(steps[: t + 1], final=t == 2))
         s = verifiers["probe-safety"]([item])[0].score
         v = verifiers["probe-value"]([item])[0].score
         assert reply.error is None and reply.value == pytest.approx((3 * s + v) / 4, abs=1e-4)

@@ -67,7 +67,7 @@ def think_part(response: str) -> str | None:
 def well_formed(response: str) -> bool:
     """The paper's format reward: a non-empty ``<think>`` block followed by a non-empty answer."""
     match = _WELL_FORMED.search(response)
-    return bool(match and match.group("think").strip() and match.group("answer").strip())
+    return bool(match and match.group("think").strip() and final_answer(response))
 
 
 def build(think: str | None, answer: str) -> str:

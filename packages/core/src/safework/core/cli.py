@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
 
 import click
 
 from safework.core.console import err_console, print_json, print_table
-from safework.core.errors import SafeworkError
+from safework.core.errors import ConfigError, SafeworkError
 from safework.core.plugins import get_plugin_manager, loaded_plugins
 
 DISTRIBUTIONS = ("safework-core", "safework-verifiers", "safework-rl", "safework-watermark")
@@ -44,6 +48,62 @@ def plugins_command(as_json: bool) -> None:
         ["name", "version", "source", "hooks"],
         [(i.name, i.version, i.source, ", ".join(i.hooks)) for i in infos],
     )
+
+
+# -- helpers for package commands -------------------------------------------------------------------------
+MAX_REPORTED_LINES = 10
+
+
+def read_jsonl(path: Path, *, example: str = '{"prompt": "..."}') -> list[dict[str, Any]]:
+    """Every non-blank line of a JSONL file as a JSON object; all bad lines are reported in one error.
+
+    Raises ConfigError naming the file, each bad line (up to ten) and the expected shape (``example``), or
+    saying the file is missing, not UTF-8 or empty, so a command never runs on half of its input.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} does not exist; pass the path of a JSONL file (one {example} per line)"
+        ) from None
+    except (IsADirectoryError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not a UTF-8 text file ({exc}); pass a JSONL file") from None
+    records: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            errors.append(f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(obj, dict):
+            errors.append(f"line {number}: a JSON {type(obj).__name__}, not an object")
+            continue
+        records.append(obj)
+    if errors:
+        shown = errors[:MAX_REPORTED_LINES]
+        more = f"; and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
+        raise ConfigError(
+            f"{path}: {len(errors)} bad line(s): " + "; ".join(shown) + more + f". Fix: write one JSON "
+            f"object per line, like {example}"
+        )
+    if not records:
+        raise ConfigError(f"{path} is empty; write one JSON object per line, like {example}")
+    return records
+
+
+def split_choices(text: str, choices: Sequence[str], option: str) -> list[str]:
+    """A comma-separated option value checked against ``choices`` (order kept, repeats dropped)."""
+    picked = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [part for part in picked if part not in choices]
+    if unknown or not picked:
+        raise ConfigError(
+            f"{option} {text!r}: unknown {', '.join(map(repr, unknown)) or 'empty value'}; "
+            f"choose from {', '.join(choices)} (comma-separated)"
+        )
+    return list(dict.fromkeys(picked))
 
 
 def build_cli() -> click.Group:

@@ -1,4 +1,4 @@
-"""The rl package as a plugin of core: contributes the ``safework rl`` CLI group."""
+"""The rl package as a plugin of core: contributes the ``safework rl`` CLI group (estimators, eval)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import click
 
 from safework.core.hookspecs import hookimpl
 from safework.core.registry_cli import listing_command
+from safework.rl.evaluation.cli import eval_command
 
 
 @click.group("rl")
@@ -14,6 +15,7 @@ def rl_group() -> None:
 
 
 rl_group.add_command(listing_command("register_advantage_estimators", "advantage estimators", "estimators"))
+rl_group.add_command(eval_command)
 
 
 @hookimpl

@@ -4,7 +4,8 @@ verifier, configured by a :class:`JudgePreset` (prompt template, verbalizers, ou
 Two ways to read a judge (spec anchors §3.1: the useful reward is a token probability, not the string):
 
 - ``mode="probability"`` (default): for each label, log P(verbalizer tokens | rendered prompt), summed over
-  the verbalizer's tokens, all labels of one item in one batched forward pass; softmax over labels gives
+  the verbalizer's tokens; one prompt pass plus one batched pass for all longer verbalizers of an item,
+  on the prompt's KV cache (see :meth:`JudgeVerifier.label_log_likelihoods`); softmax over labels gives
   the distribution, the label is its argmax and the graded score is the expected mapped score;
 - ``mode="generate"``: greedy decoding and the preset's parser; a parse failure scores
   ``PARSE_FAILURE_SCORE`` (spec §5) with the preset's fallback label and ``raw["parse_failed"] = True``.
@@ -14,17 +15,18 @@ Two ways to read a judge (spec anchors §3.1: the useful reward is a token proba
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from safework.core.answer_format import final_answer
 from safework.core.errors import ConfigError
 from safework.core.types import VerifierScore
 from safework.verifiers.base import Verifier, VerifierItem
 from safework.verifiers.labels import KNOWLEDGE, PARSE_FAILURE_SCORE, SAFETY, LabelScheme
-from safework.verifiers.textnorm import final_answer
 
 if TYPE_CHECKING:
     from safework.core.models import LoadedModel
@@ -264,6 +266,19 @@ def judgement_from_text(preset: str | JudgePreset, text: str) -> VerifierScore:
     )
 
 
+def _cache_keyword(model: Any) -> str:
+    """The name under which ``model.forward`` takes a KV cache: ``cache`` in recent transformers 5.x,
+    ``past_key_values`` before (the old name still works there, with a deprecation warning)."""
+    parameters = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def _returned_cache(output: Any) -> Any:
+    """The KV cache a forward returned, under either output field name."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
 class JudgeVerifier(Verifier):
     """A causal-LM judge normalised to the preset's :class:`LabelScheme`.
 
@@ -328,38 +343,66 @@ class JudgeVerifier(Verifier):
         return ids
 
     # -- probability mode -------------------------------------------------------------------------------
+    def verbalizer_ids(self) -> list[tuple[int, list[int]]]:
+        """(label index, token ids) for every verbalizer, in label order (ids as the tokenizer splits the
+        verbalizer on its own, so they are what the judge must produce right after the rendered prompt)."""
+        tokenizer = self.loaded.tokenizer
+        out = []
+        for index, label in enumerate(self.preset.scheme.labels):
+            for text in self.preset.verbalizers[label]:
+                ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+                if not ids:
+                    raise ConfigError(
+                        f"judge preset {self.preset.name!r}: verbalizer {text!r} of label {label!r} "
+                        "tokenizes to nothing; give it visible text"
+                    )
+                out.append((index, ids))
+        return out
+
     def label_log_likelihoods(self, item: VerifierItem) -> list[float]:
         """log P(label | prompt) per label: log-sum over its verbalizers of their summed token log-probs.
 
         Shared-prefix trick: the prompt runs once (its KV cache kept, only the last position's logits
-        computed); each multi-token verbalizer then runs only its own tokens on a copy of that cache.
+        computed), which scores every verbalizer's first token. The verbalizers longer than one token then
+        run together in one right-padded batch on that cache, repeated once per verbalizer: the cache is
+        extended in place by a forward, so each row needs its own copy of the prompt's keys and values.
+        Right padding needs no attention mask: under the causal mask a real token never sees the pads
+        that follow it. The cache goes in under the keyword the model's ``forward`` names (see
+        :func:`_cache_keyword`), and its length is checked afterwards: a keyword the model does not know is
+        swallowed by ``**kwargs``, which would silently score the continuations without the prompt.
         """
-        import copy
-
         import torch
 
-        tokenizer, model = self.loaded.tokenizer, self.loaded.model
-        device = self.loaded.device
+        model, device = self.loaded.model, self.loaded.device
+        verbalizers = self.verbalizer_ids()
         prompt = torch.tensor([self._prompt_ids(item)], device=device)
         with torch.inference_mode():
             first = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
             first_logprobs = torch.log_softmax(first.logits[0, -1].float(), dim=-1)
-            per_label: list[list[float]] = []
-            for label in self.preset.scheme.labels:
-                values = []
-                for text in self.preset.verbalizers[label]:
-                    cont = list(tokenizer(text, add_special_tokens=False)["input_ids"])
-                    total = float(first_logprobs[cont[0]])
-                    if len(cont) > 1:
-                        rest = model(
-                            input_ids=torch.tensor([cont[:-1]], device=device),
-                            cache=copy.deepcopy(first.past_key_values),
-                            use_cache=True,
-                        )
-                        logprobs = torch.log_softmax(rest.logits[0].float(), dim=-1)
-                        total += float(logprobs[torch.arange(len(cont) - 1), torch.tensor(cont[1:])].sum())
-                    values.append(total)
-                per_label.append(values)
+            totals = [float(first_logprobs[ids[0]]) for _, ids in verbalizers]
+            longer = [row for row, (_, ids) in enumerate(verbalizers) if len(ids) > 1]
+            if longer:
+                cache = _returned_cache(first)
+                cache.batch_repeat_interleave(len(longer))
+                width = max(len(verbalizers[row][1]) - 1 for row in longer)
+                inputs = [verbalizers[row][1][:-1] for row in longer]
+                batch = torch.tensor([ids + [ids[-1]] * (width - len(ids)) for ids in inputs], device=device)
+                rest = model(input_ids=batch, use_cache=True, **{_cache_keyword(model): cache})
+                if cache.get_seq_length() != prompt.shape[1] + width:
+                    raise RuntimeError(
+                        f"judge: {type(model).__name__} did not extend the prompt's KV cache (length "
+                        f"{cache.get_seq_length()}, expected {prompt.shape[1] + width}), so verbalizers "
+                        "would be scored without the prompt; check which cache keyword its forward() takes"
+                    )
+                logprobs = torch.log_softmax(rest.logits.float(), dim=-1)
+                for position, row in enumerate(longer):
+                    targets = verbalizers[row][1][1:]
+                    steps = torch.arange(len(targets), device=device)
+                    picked = logprobs[position, steps, torch.tensor(targets, device=device)]
+                    totals[row] += float(picked.sum())
+        per_label: list[list[float]] = [[] for _ in self.preset.scheme.labels]
+        for (index, _), total in zip(verbalizers, totals, strict=True):
+            per_label[index].append(total)
         return [float(torch.logsumexp(torch.tensor(values), dim=0)) for values in per_label]
 
     def _score_probability(self, item: VerifierItem) -> VerifierScore:

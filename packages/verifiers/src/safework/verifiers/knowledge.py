@@ -26,6 +26,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from safework.core.answer_format import final_answer
 from safework.core.types import VerifierScore
 from safework.verifiers.base import Verifier, VerifierItem
 from safework.verifiers.labels import KNOWLEDGE
@@ -34,7 +35,6 @@ from safework.verifiers.textnorm import (
     content_tokens,
     exact_match,
     f1_of_tokens,
-    final_answer,
     numeric_match,
     recall_of_tokens,
     tokens,
@@ -105,12 +105,13 @@ class KnowledgeVerifier(Verifier):
             raise ValueError(f"need 0 <= sem_low < sem_high <= 1 (got {sem_low}, {sem_high})")
         self.semantic, self.sem_low, self.sem_high = semantic, sem_low, sem_high
 
-    def _cosines(
+    def cosines(
         self, answers: Sequence[str], golds: Sequence[list[str]], questions: Sequence[str]
     ) -> list[list[float]]:
         """Per item, per gold: max cosine of (answer, its first sentence) vs the gold, all three with the
         question's words and stop words removed — otherwise an answer that merely restates the question
-        looks as close to the gold as a right one (TruthfulQA golds repeat their question)."""
+        looks as close to the gold as a right one (TruthfulQA golds repeat their question). All zeros when
+        ``semantic`` is off."""
         if not self.semantic:
             return [[0.0] * len(g) for g in golds]
         from safework.core.models import load_sentence_encoder
@@ -165,7 +166,7 @@ class KnowledgeVerifier(Verifier):
             return []
         answers = [final_answer(item.response) for item in items]
         golds = [gold_answers(item) for item in items]
-        cosines = self._cosines(answers, golds, [item.prompt for item in items])
+        cosines = self.cosines(answers, golds, [item.prompt for item in items])
         out = []
         for item, answer, item_golds, item_cos in zip(items, answers, golds, cosines, strict=True):
             p_true, parts = self.probability_true(answer, item_golds, item_cos, item.prompt)

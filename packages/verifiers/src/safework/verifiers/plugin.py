@@ -24,9 +24,10 @@ verifiers_group.add_command(serve)
 
 @hookimpl
 def register_verifiers(register: Register) -> None:
+    from safework.verifiers.general import GeneralVerifier
     from safework.verifiers.judge import JudgeVerifier
     from safework.verifiers.knowledge import KnowledgeVerifier
-    from safework.verifiers.neural import KeywordSafetyVerifier, SafetyVerifier, ValueVerifier
+    from safework.verifiers.neural import KeywordSafetyVerifier, NormalVerifier, SafetyVerifier, ValueVerifier
     from safework.verifiers.rules import (
         FormatVerifier,
         LanguageConsistencyVerifier,
@@ -36,8 +37,10 @@ def register_verifiers(register: Register) -> None:
 
     register("safety", SafetyVerifier)
     register("value", ValueVerifier)
+    register("normal", NormalVerifier)
     register("safety-keyword", KeywordSafetyVerifier)
     register("knowledge", KnowledgeVerifier)
+    register("general", GeneralVerifier)
     register("format", FormatVerifier)
     register("math-answer", MathAnswerVerifier)
     register("length", LengthVerifier)

@@ -20,6 +20,10 @@ A recipe is a TOML file::
 Semantics (spec §4): the format reward is always added (weight 1 unless ``format_weight`` says otherwise); a
 label without a recipe gets the format reward only (logged once per label); a component whose verifier is
 not installed contributes 1.0 — allowed only when marked ``optional``, else loading the recipe fails.
+
+:func:`compose` is the only place a reward total is computed: the in-process :class:`RecipeScorer`, the
+reward server, the TRL adapter and ``safework verifiers score --recipe`` all run their verifiers their own
+way (in-process, dynamically batched, remote) and hand the scores to it, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from safework.core.errors import ConfigError
-from safework.verifiers.base import Verifier, VerifierItem
+from safework.verifiers.base import Verifier, VerifierInputError, VerifierItem
+from safework.verifiers.failure import ScoreError, invalid_item, verifier_raised
 
 if TYPE_CHECKING:
     import torch
@@ -60,6 +65,12 @@ class LabelRecipe:
     format_verifier: str = DEFAULT_FORMAT
     format_weight: float = 1.0
 
+    @classmethod
+    def weighted_sum(cls, weights: Mapping[str, float], label: str = "") -> LabelRecipe:
+        """Σ weight · score over named verifiers with no format term: an ad-hoc reward (e.g. the TRL
+        adapter over explicitly named remote verifiers) composed by the same :func:`compose`."""
+        return cls(label, tuple(Component(n, float(w)) for n, w in weights.items()), format_weight=0.0)
+
 
 @dataclass(frozen=True)
 class VerifierSpec:
@@ -75,16 +86,20 @@ class RewardBreakdown:
     """One item's reward: total = format_weight · format_score + Σ weights[v] · scores[v].
 
     ``scores`` are the unweighted verifier scores in [0, 1] (1.0 for a component whose verifier is not
-    loaded, listed in ``missing``); ``known_label`` is False when the label had no recipe."""
+    loaded, listed in ``missing``); ``weights`` has every component of the label's recipe; ``known_label``
+    is False when the label had no recipe. When a verifier failed, ``total`` is None and ``error`` says
+    why (``scores`` then holds only what did score): a partial sum is never passed off as a reward.
+    ``format_score`` is None when the format verifier failed or the format weight is 0 (not run)."""
 
     task_label: str
-    total: float
-    format_score: float
+    total: float | None
+    format_score: float | None
     format_weight: float
     scores: Mapping[str, float]
     weights: Mapping[str, float]
     missing: tuple[str, ...] = ()
     known_label: bool = True
+    error: ScoreError | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,11 +107,83 @@ class RewardBreakdown:
             "total": self.total,
             "format": {"score": self.format_score, "weight": self.format_weight},
             "components": {
-                name: {"score": self.scores[name], "weight": self.weights[name]} for name in self.scores
+                name: {"score": self.scores.get(name), "weight": weight}
+                for name, weight in self.weights.items()
             },
             "missing": list(self.missing),
             "known_label": self.known_label,
+            "error": None if self.error is None else {"code": self.error.code, "message": self.error.message},
         }
+
+
+def compose(
+    task_label: str,
+    recipe: LabelRecipe | None,
+    format_score: float | ScoreError | None,
+    component_scores: Mapping[str, float | ScoreError],
+) -> RewardBreakdown:
+    """The reward of one item from its verifiers' scores (spec §4); pure — it runs no verifier.
+
+    ``recipe`` None means the label has no recipe: the format reward alone, weight 1. ``component_scores``
+    maps a verifier name to its unweighted score or the :class:`ScoreError` that kept it from scoring; a
+    component absent from it is *not installed*: optional → counts ``MISSING_COMPONENT_SCORE`` and is
+    listed in ``missing``; required → the item fails. Any failure (format included) makes ``total`` None
+    with ``error`` naming every failed verifier. ``format_score`` may be None only when the format weight
+    is 0 (the format verifier need not run then).
+    """
+    format_weight = recipe.format_weight if recipe else 1.0
+    format_name = recipe.format_verifier if recipe else DEFAULT_FORMAT
+    failures: list[tuple[str, ScoreError]] = []
+    fmt: float | None = None
+    if isinstance(format_score, ScoreError):
+        failures.append((format_name, format_score))
+    elif format_score is not None:
+        fmt = float(format_score)
+    elif format_weight != 0:
+        raise ValueError(
+            f"compose({task_label!r}): the format weight is {format_weight:g}, so a format score is needed; "
+            "pass the format verifier's score or its ScoreError"
+        )
+    scores: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    missing: list[str] = []
+    for comp in recipe.components if recipe else ():
+        weights[comp.verifier] = comp.weight
+        got = component_scores.get(comp.verifier)
+        if isinstance(got, ScoreError):
+            failures.append((comp.verifier, got))
+        elif got is not None:
+            scores[comp.verifier] = float(got)
+        elif comp.optional:
+            scores[comp.verifier] = MISSING_COMPONENT_SCORE
+            missing.append(comp.verifier)
+        else:
+            failures.append(
+                (
+                    comp.verifier,
+                    ScoreError(
+                        "VERIFIER_NOT_FOUND",
+                        f"the required verifier {comp.verifier!r} is not installed here; install (or serve) "
+                        "it, or mark the component `optional = true` in the recipe",
+                    ),
+                )
+            )
+    error = None
+    total: float | None = None
+    if failures:
+        reasons = "; ".join(f"{name}: {err.message}" for name, err in failures)
+        error = ScoreError(
+            failures[0][1].code,
+            f"no reward for task label {task_label!r}: {reasons}",
+            all(err.retryable for _, err in failures),
+        )
+    else:
+        total = (format_weight * fmt if fmt is not None else 0.0) + sum(
+            weights[name] * scores[name] for name in scores
+        )
+    return RewardBreakdown(
+        task_label, total, fmt, format_weight, scores, weights, tuple(missing), recipe is not None, error
+    )
 
 
 def _weight(value: Any, where: str) -> float:
@@ -194,13 +281,6 @@ class Recipe:
             raise ConfigError(f"cannot read recipe {path}: {exc}; pass an existing TOML file") from exc
         return cls.loads(text, available=available, source=str(path))
 
-    def label_verifiers(self) -> dict[str, tuple[str, ...]]:
-        """Task label → the registry names of its component verifiers (aliases resolved)."""
-        return {
-            label: tuple(self._factory(c.verifier) for c in table.components)
-            for label, table in self.labels.items()
-        }
-
     def _factory(self, name: str) -> str:
         spec = self.verifiers.get(name)
         return spec.factory if spec else name
@@ -284,6 +364,32 @@ class Recipe:
         recipe = self.labels.get(label)
         return recipe.format_verifier if recipe else DEFAULT_FORMAT
 
+    # -- composition --------------------------------------------------------------------------------------
+    def needs(self, label: str, *, components: bool = True) -> tuple[str, ...]:
+        """The verifiers an item with this task label runs: its format verifier (unless its weight is 0),
+        then its components (recipe names; aliases stay aliases)."""
+        recipe = self.labels.get(label)
+        names = [] if recipe is not None and recipe.format_weight == 0 else [self.format_verifier_for(label)]
+        for comp in recipe.components if (recipe and components) else ():
+            if comp.verifier not in names:
+                names.append(comp.verifier)
+        return tuple(names)
+
+    def compose(self, label: str, scores: Mapping[str, float | ScoreError]) -> RewardBreakdown:
+        """:func:`compose` for an item with this task label; ``scores`` maps each verifier of
+        :meth:`needs` that was installed to its score or failure (absent: not installed)."""
+        recipe = self.labels.get(label)
+        fmt: float | ScoreError | None = None
+        if recipe is None or recipe.format_weight != 0:
+            name = self.format_verifier_for(label)
+            fmt = scores.get(name)
+            if fmt is None:
+                fmt = ScoreError(
+                    "VERIFIER_NOT_FOUND",
+                    f"the format verifier {name!r} is not installed here; the format reward is mandatory",
+                )
+        return compose(label, recipe, fmt, scores)
+
 
 def task_label_of(item: VerifierItem) -> str:
     """The item's task label: ``metadata["task_label"]`` (the RPC field's name) or ``metadata["task"]``."""
@@ -292,7 +398,10 @@ def task_label_of(item: VerifierItem) -> str:
 
 
 class RecipeScorer:
-    """Scores items with a recipe: each needed verifier runs once over the items that need it."""
+    """Scores items with a recipe in-process: each needed verifier runs once over the items that need it.
+
+    A verifier failure stays per item, as on the reward server: an item it cannot take is INVALID_ITEM, a
+    batch that raises is retried item by item so only the item that breaks it fails (VERIFIER_FAILED)."""
 
     def __init__(self, recipe: Recipe, verifiers: Mapping[str, Verifier] | None = None) -> None:
         self.recipe = recipe
@@ -332,12 +441,45 @@ class RecipeScorer:
 
     def _run(
         self, name: str, items: Sequence[VerifierItem], indices: Sequence[int]
-    ) -> dict[int, float] | None:
+    ) -> dict[int, float | ScoreError] | None:
+        """Item index → score or failure for the items at ``indices``; None when ``name`` is not installed."""
         verifier = self.verifier(name)
         if verifier is None:
             return None
-        scores = verifier([items[i] for i in indices])
-        return {i: s.score for i, s in zip(indices, scores, strict=True)}
+        out: dict[int, float | ScoreError] = {}
+        valid = []
+        for i in indices:
+            try:
+                verifier.validate([items[i]])
+                valid.append(i)
+            except VerifierInputError as exc:
+                out[i] = invalid_item(i, exc)
+        if valid:
+            out.update(zip(valid, _scored(name, verifier, [items[i] for i in valid]), strict=True))
+        return out
+
+    def _gather(
+        self, items: Sequence[VerifierItem], labels: Sequence[str], *, components: bool
+    ) -> list[dict[str, float | ScoreError]]:
+        need: dict[str, list[int]] = {}
+        for i, label in enumerate(labels):
+            for name in self.recipe.needs(label, components=components):
+                need.setdefault(name, []).append(i)
+        per_item: list[dict[str, float | ScoreError]] = [{} for _ in items]
+        for name, indices in need.items():
+            for i, value in (self._run(name, items, indices) or {}).items():
+                per_item[i][name] = value
+        return per_item
+
+    def score(
+        self, items: Sequence[VerifierItem], task_labels: Sequence[str] | None = None
+    ) -> list[RewardBreakdown]:
+        """One :class:`RewardBreakdown` per item (labels from ``task_labels`` or the items' metadata)."""
+        labels = self._labels(items, task_labels)
+        return [
+            self.recipe.compose(label, got)
+            for label, got in zip(labels, self._gather(items, labels, components=True), strict=True)
+        ]
 
     def format_rewards(
         self, items: Sequence[VerifierItem], task_labels: Sequence[str] | None = None
@@ -345,51 +487,27 @@ class RecipeScorer:
         """(N,) float32 weighted format term per item (the part of the total outside the weight matrix)."""
         import torch
 
-        return torch.tensor(
-            [b.format_weight * b.format_score for b in self.score(items, task_labels, components=False)]
-        )
-
-    def score(
-        self,
-        items: Sequence[VerifierItem],
-        task_labels: Sequence[str] | None = None,
-        *,
-        components: bool = True,
-    ) -> list[RewardBreakdown]:
         labels = self._labels(items, task_labels)
-        need: dict[str, list[int]] = {}
-        fmt_need: dict[str, list[int]] = {}
-        for i, label in enumerate(labels):
-            fmt_need.setdefault(self.recipe.format_verifier_for(label), []).append(i)
+        terms = []
+        for i, (label, got) in enumerate(
+            zip(labels, self._gather(items, labels, components=False), strict=True)
+        ):
             recipe = self.recipe.labels.get(label)
-            for comp in recipe.components if (recipe and components) else ():
-                need.setdefault(comp.verifier, []).append(i)
-        fmt_scores: dict[int, float] = {}
-        for name, indices in fmt_need.items():
-            got = self._run(name, items, indices)
-            if got is None:
-                raise ConfigError(
-                    f"format verifier {name!r} is not installed; the format reward is mandatory"
-                )
-            fmt_scores.update(got)
-        comp_scores = {name: self._run(name, items, indices) for name, indices in need.items()}
-        out = []
-        for i, label in enumerate(labels):
-            recipe = self.recipe.labels.get(label)
-            scores: dict[str, float] = {}
-            weights: dict[str, float] = {}
-            missing = []
-            for comp in recipe.components if (recipe and components) else ():
-                got = comp_scores[comp.verifier]
-                if got is None:
-                    missing.append(comp.verifier)
-                scores[comp.verifier] = MISSING_COMPONENT_SCORE if got is None else got[i]
-                weights[comp.verifier] = comp.weight
-            fw = recipe.format_weight if recipe else 1.0
-            total = fw * fmt_scores[i] + sum(weights[n] * scores[n] for n in scores)
-            out.append(
-                RewardBreakdown(
-                    label, total, fmt_scores[i], fw, scores, weights, tuple(missing), recipe is not None
-                )
-            )
-        return out
+            weight = recipe.format_weight if recipe else 1.0
+            value = got.get(self.recipe.format_verifier_for(label), 0.0 if weight == 0 else None)
+            if value is None or isinstance(value, ScoreError):
+                why = value.message if value is not None else "its format verifier is not installed"
+                raise ConfigError(f"item {i}: no format reward ({why}); the format reward is mandatory")
+            terms.append(weight * float(value))
+        return torch.tensor(terms, dtype=torch.float32)
+
+
+def _scored(name: str, verifier: Verifier, items: Sequence[VerifierItem]) -> list[float | ScoreError]:
+    """Scores of validated items; a batch that raises is retried item by item (as the server's batcher
+    does), so one item that breaks the verifier fails alone."""
+    try:
+        return [s.score for s in verifier(items)]
+    except Exception as exc:  # a verifier's bug becomes that item's failure, never a made-up score
+        if len(items) > 1:
+            return [value for item in items for value in _scored(name, verifier, [item])]
+        return [ScoreError("VERIFIER_FAILED", verifier_raised(name, exc))]

@@ -11,51 +11,67 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any, ClassVar, Literal
 
+from safework.core import answer_format
 from safework.core.errors import ConfigError
 from safework.core.types import VerifierScore
 from safework.verifiers.base import Verifier, VerifierItem
 from safework.verifiers.textnorm import (
-    final_answer,
     normalize_answer,
     numbers_equal,
     numbers_in,
     parse_number,
 )
 
-# "anything, then <think> with non-empty content </think>, then >= 1 non-space character" (spec §4).
-_THINK = re.compile(r"<think>(?P<think>.*?)</think>(?P<answer>.*)\Z", re.S)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
-def split_think(response: str) -> tuple[str | None, str]:
-    """(think content, answer) of a response; think is None when there is no ``<think>…</think>`` block."""
-    match = _THINK.search(response)
-    if match is None:
-        return None, final_answer(response)
-    return match.group("think").strip(), final_answer(response)
+REPEAT_NGRAM = 6
+REPEAT_MIN_WORDS = 24
+REPEAT_DISTINCT_FLOOR = 0.5
 
 
-def format_ok(response: str, *, require_boxed: bool = False) -> bool:
-    """The spec's format rule; ``require_boxed`` adds "and the answer holds a ``\\boxed{}``" (gsm8k_rule)."""
-    match = _THINK.search(response)
-    if match is None or not match.group("think").strip() or not match.group("answer").strip():
+def repetitive(text: str) -> bool:
+    """The text says the same thing over and over: under half of its word 6-grams are distinct.
+
+    Natural prose, lists and code stay near 1.0; an answer pasted ten times sits near 0.1. Short texts are
+    never called repetitive."""
+    words = text.lower().split()
+    if len(words) < REPEAT_MIN_WORDS:
         return False
-    return not require_boxed or last_boxed(match.group("answer")) is not None
+    grams = [tuple(words[i : i + REPEAT_NGRAM]) for i in range(len(words) - REPEAT_NGRAM + 1)]
+    return len(set(grams)) < REPEAT_DISTINCT_FLOOR * len(grams)
 
 
 class FormatVerifier(Verifier):
-    """1 when the response has a non-empty think block followed by an answer, else 0."""
+    """1 when the response has a non-empty think block followed by an answer, else 0.
+
+    The rule itself is :func:`safework.core.answer_format.well_formed` (spec §4); ``require_boxed`` adds
+    "and the answer (after the last ``</think>``) holds a ``\\boxed{}``", the gsm8k_rule / geo3k_rule format.
+    ``reject_repetition`` (on by default; our addition, not the paper's) also fails an answer that repeats
+    itself (:func:`repetitive`): without it, pasting a correct answer ten times earns the full reward, and
+    RL finds that quickly.
+    """
 
     principle = "format"
     labels = ("ok", "bad")
 
-    def __init__(self, require_boxed: bool = False) -> None:
+    def __init__(self, require_boxed: bool = False, reject_repetition: bool = True) -> None:
         self.require_boxed = require_boxed
+        self.reject_repetition = reject_repetition
+
+    def ok(self, response: str) -> bool:
+        """Whether ``response`` passes the format rule (and holds a box in its answer when required)."""
+        if not answer_format.well_formed(response):
+            return False
+        answer = answer_format.final_answer(response)
+        if self.reject_repetition and repetitive(answer):
+            return False
+        return not self.require_boxed or last_boxed(answer) is not None
 
     def score(self, items: Sequence[VerifierItem]) -> list[VerifierScore]:
         out = []
         for item in items:
-            ok = format_ok(item.response, require_boxed=self.require_boxed)
+            ok = self.ok(item.response)
             out.append(VerifierScore(self.principle, "ok" if ok else "bad", 1.0 if ok else 0.0))
         return out
 
@@ -88,7 +104,7 @@ def _strip_latex(text: str) -> str:
 
 def extract_math_answer(response: str) -> str | None:
     """The final answer: ``\\boxed{}`` content in the answer part if any, else its last number."""
-    answer = final_answer(response)
+    answer = answer_format.final_answer(response)
     boxed = last_boxed(answer)
     if boxed is not None:
         return _strip_latex(boxed)
@@ -189,8 +205,8 @@ class LengthVerifier(Verifier):
         self._tokenizer: Any = None
 
     def measure(self, response: str) -> int:
-        think, answer = split_think(response)
-        text = {"response": response, "answer": answer, "think": think or ""}[self.part]
+        parts = answer_format.split(response)
+        text = {"response": response, "answer": parts.answer, "think": parts.think or ""}[self.part]
         if self.unit == "chars":
             return len(text)
         if self.tokenizer_spec is None:
@@ -264,13 +280,13 @@ class LanguageConsistencyVerifier(Verifier):
     def score(self, items: Sequence[VerifierItem]) -> list[VerifierScore]:
         out = []
         for item in items:
-            if not format_ok(item.response):
+            if not answer_format.well_formed(item.response):
                 out.append(VerifierScore(self.principle, "bad_format", 0.0, raw={"format": 0.0}))
                 continue
-            think, answer = split_think(item.response)
+            parts = answer_format.split(item.response)
             question = chinese_share(item.prompt)
             want_chinese = question is not None and question > self.threshold
-            shares = {"think": chinese_share(think or ""), "answer": chinese_share(answer)}
+            shares = {"think": chinese_share(parts.think or ""), "answer": chinese_share(parts.answer)}
             consistent = all(
                 share is None or ((share > self.threshold) == want_chinese) for share in shares.values()
             )

@@ -15,7 +15,6 @@ from fractions import Fraction
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation) | {"“", "”", "‘", "’", "«", "»", "–", "—", "…", "。", "，", "、", "？", "！"}
-_THINK_CLOSE = "</think>"
 
 _WORD_NUMBERS = {
     "zero": 0,
@@ -58,13 +57,6 @@ _NUMBER = re.compile(
     r"|(?<![\w.])[-+−]?\.\d+%?"
 )
 _WORD_NUMBER = re.compile(r"\b(" + "|".join(_WORD_NUMBERS) + r")\b", re.IGNORECASE)
-
-
-def final_answer(response: str) -> str:
-    """The answer part of a response: the text after the last ``</think>`` when present, else all of it."""
-    if _THINK_CLOSE in response:
-        return response.rsplit(_THINK_CLOSE, 1)[1].strip()
-    return response.strip()
 
 
 def normalize_answer(text: str) -> str:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from safework.core.models.conversation import ChatResult, chat, chat_result
     from safework.core.models.embedded import EMBEDDED_NAME, EMBEDDED_SPEC, INSTALL_HINT, embedded_gguf_path
     from safework.core.models.encoder import SentenceEncoder, load_sentence_encoder
+    from safework.core.models.generation import Decoding, Generated, generate_chat
     from safework.core.models.loader import (
         LoadedModel,
         ModelSpec,
@@ -28,6 +29,9 @@ _EXPORTS = {
     "ChatResult": "conversation",
     "chat": "conversation",
     "chat_result": "conversation",
+    "Decoding": "generation",
+    "Generated": "generation",
+    "generate_chat": "generation",
     "SentenceEncoder": "encoder",
     "load_sentence_encoder": "encoder",
     "EMBEDDED_NAME": "embedded",
@@ -53,6 +57,8 @@ __all__ = [
     "EMBEDDED_SPEC",
     "INSTALL_HINT",
     "ChatResult",
+    "Decoding",
+    "Generated",
     "LoadedModel",
     "ModelSpec",
     "SentenceEncoder",
@@ -61,6 +67,7 @@ __all__ = [
     "check_vocabulary",
     "convert_model",
     "embedded_gguf_path",
+    "generate_chat",
     "load_causal_lm",
     "load_sentence_encoder",
     "load_tokenizer",

@@ -6,18 +6,17 @@ ChatML with a default system turn); the template in the tokenizer is the single 
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from safework.core.errors import ConfigError
+from safework.core.models.generation import Decoding, generate_chat, render_prompt
 
 if TYPE_CHECKING:
-    from transformers import GenerationMixin, PreTrainedTokenizerBase
-
     from safework.core.models.loader import LoadedModel
+
+__all__ = ["ChatResult", "chat", "chat_result", "render_prompt"]
 
 
 @dataclass(frozen=True)
@@ -28,32 +27,11 @@ class ChatResult:
     prompt_tokens: int
     new_tokens: int
     seconds: float
+    finish_reason: str = "length"
 
     @property
     def tokens_per_second(self) -> float:
         return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
-
-
-def render_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, system: str | None = None) -> str:
-    """The prompt wrapped in the chat template; plain text for base models that have no template."""
-    if not getattr(tokenizer, "chat_template", None):
-        return prompt
-    messages = [{"role": "system", "content": system}] if system else []
-    messages.append({"role": "user", "content": prompt})
-    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return str(rendered)
-
-
-@contextlib.contextmanager
-def _seeded(seed: int | None) -> Iterator[None]:
-    import torch
-
-    if seed is None:
-        yield
-        return
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 def chat_result(
@@ -66,37 +44,24 @@ def chat_result(
     seed: int | None = None,
     system: str | None = None,
 ) -> ChatResult:
-    """Answer one user turn. ``temperature`` 0 is greedy (deterministic); above 0 samples, with ``seed``."""
-    import torch
+    """Answer one user turn. ``temperature`` 0 is greedy (deterministic); above 0 samples, with ``seed``.
 
+    A one-row call of :func:`safework.core.models.generation.generate_chat`, so chat and batched
+    evaluation decode identically.
+    """
     if not prompt.strip():
         raise ConfigError("the prompt is empty; pass the question or instruction to answer")
-    if max_new_tokens < 1:
-        raise ConfigError(f"max_new_tokens must be >= 1 (got {max_new_tokens})")
-    if temperature < 0:
-        raise ConfigError(f"temperature must be >= 0 (got {temperature}); use 0 for greedy decoding")
-    if not 0 < top_p <= 1:
-        raise ConfigError(f"top_p must be in (0, 1] (got {top_p})")
-    tokenizer, model = loaded.tokenizer, loaded.model
-    text = render_prompt(tokenizer, prompt, system)
-    # The template already holds the special tokens; adding them again would duplicate BOS.
-    encoded = tokenizer(text, return_tensors="pt", add_special_tokens=not tokenizer.chat_template)
-    encoded = encoded.to(loaded.device)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": pad_id}
-    if temperature > 0:
-        options.update(do_sample=True, temperature=temperature, top_p=top_p)
-    else:
-        options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    decoding = Decoding(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     started = time.perf_counter()
-    with _seeded(seed), torch.inference_mode():
-        output = cast("GenerationMixin", model).generate(**encoded, **options)
+    (result,) = generate_chat(loaded, [prompt], decoding, system=system, batch_size=1)
     seconds = time.perf_counter() - started
-    prompt_len = int(encoded["input_ids"].shape[1])
-    new_ids = output[0, prompt_len:]
-    answer = str(tokenizer.decode(new_ids, skip_special_tokens=True)).strip()
-    new_tokens = int(new_ids.shape[0])
-    return ChatResult(text=answer, prompt_tokens=prompt_len, new_tokens=new_tokens, seconds=seconds)
+    return ChatResult(
+        text=result.text.strip(),
+        prompt_tokens=result.prompt_tokens,
+        new_tokens=result.new_tokens,
+        seconds=seconds,
+        finish_reason=result.finish_reason,
+    )
 
 
 def chat(

@@ -197,20 +197,33 @@ def _score_recipe(
     batch_size: int,
     as_json: bool,
 ) -> None:
+    """Totals come from the recipe's ``compose`` (as on the reward server); a line whose verifier failed
+    is printed without a total and makes the command fail after every line is shown."""
     from safework.verifiers.recipe import Recipe, RecipeScorer, task_label_of
 
     scorer = RecipeScorer(Recipe.load(path))
     rows = []
+    failed = []
     for batch in _batches(numbered, batch_size):
         items = [item for _, item in batch]
         labels = [task_label_of(item) or (default_label or "") for item in items]
         for (number, _), result in zip(batch, scorer.score(items, labels), strict=True):
+            if result.error is not None:
+                failed.append(f"line {number}: {result.error.message}")
             if as_json:
                 print_json(
                     {"line": number, **result.as_dict(), "label": result.task_label, "score": result.total}
                 )
-            parts = ", ".join(f"{n}={result.scores[n]:.3f}x{result.weights[n]:g}" for n in result.scores)
-            fmt = f"{result.format_score:.0f}x{result.format_weight:g}"
-            rows.append((number, result.task_label or "-", f"{result.total:.4f}", fmt, parts))
+            parts = ", ".join(
+                f"{n}={result.scores[n]:.3f}x{w:g}" if n in result.scores else f"{n}=failed"
+                for n, w in result.weights.items()
+            )
+            fmt = "-" if result.format_score is None else f"{result.format_score:.0f}"
+            total = "failed" if result.total is None else f"{result.total:.4f}"
+            rows.append((number, result.task_label or "-", total, f"{fmt}x{result.format_weight:g}", parts))
     if not as_json:
         print_table(f"recipe {path.name}", ["line", "task label", "total", "format", "components"], rows)
+    if failed:
+        raise click.ClickException(
+            f"{len(failed)} line(s) got no reward:\n" + "\n".join(failed[:MAX_REPORTED_ERRORS])
+        )

@@ -15,6 +15,13 @@ from safework.core.errors import SafeworkError
     "--verifier", "verifiers", multiple=True, help="Verifier to serve (repeat); default: all registered."
 )
 @click.option(
+    "--recipe",
+    "recipe_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Reward recipe (TOML) for calls that name no verifiers; default: the package's default recipe.",
+)
+@click.option(
     "--max-batch", type=int, default=32, show_default=True, help="Items per forward pass; 1 = no batching."
 )
 @click.option(
@@ -43,6 +50,7 @@ from safework.core.errors import SafeworkError
 def serve(
     listen: str,
     verifiers: tuple[str, ...],
+    recipe_path: Path | None,
     max_batch: int,
     max_wait_ms: float,
     max_items: int,
@@ -59,6 +67,7 @@ def serve(
 ) -> None:
     """Serve verifiers over gRPC (safework.verifier.v1.VerifierService) with dynamic batching."""
     from safework.core.rpc import DeadlinePolicy, TlsConfig, serve_forever
+    from safework.verifiers.recipe import DEFAULT_RECIPE_PATH, Recipe
     from safework.verifiers.server.app import load_verifiers, start_reward_server
     from safework.verifiers.server.limits import RequestLimits
     from safework.verifiers.server.service import ServerConfig
@@ -80,17 +89,25 @@ def serve(
             verifier_timeout_s=verifier_timeout,
         )
         deadlines = DeadlinePolicy(require_deadline=require_deadline, max_timeout_s=max_timeout)
+        recipe = Recipe.load(recipe_path or DEFAULT_RECIPE_PATH)
         click.echo(f"loading verifiers: {', '.join(verifiers) or 'all registered'}", err=True)
-        loaded = load_verifiers(list(verifiers))
+        loaded = load_verifiers(list(verifiers), recipe)
         server = start_reward_server(
-            loaded, listen, config=config, tls=tls, deadlines=deadlines, rpc_threads=rpc_threads
+            loaded,
+            listen,
+            config=config,
+            tls=tls,
+            deadlines=deadlines,
+            rpc_threads=rpc_threads,
+            recipe=recipe,
         )
     except SafeworkError as exc:
         raise click.ClickException(str(exc)) from exc
     security = "mTLS" if client_ca else "TLS" if tls else "plaintext"
     click.echo(
         f"reward server listening on {server.running.address} ({security}); "
-        f"verifiers: {', '.join(sorted(loaded))}; max batch {max_batch}, max wait {max_wait_ms:g} ms",
+        f"verifiers: {', '.join(sorted(loaded))}; recipe {recipe.source}; max batch {max_batch}, "
+        f"max wait {max_wait_ms:g} ms",
         err=True,
     )
     click.echo(f"listening {server.target}", err=False)

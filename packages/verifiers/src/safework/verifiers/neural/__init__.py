@@ -1,12 +1,14 @@
-"""Neural verifiers on the frozen embedded MiniLM encoder, and the keyword baseline they are compared to."""
+"""Neural verifiers on the frozen embedded MiniLM encoder (safety, value, normal), and the keyword baseline they are compared to."""
 
 from safework.verifiers.neural.keyword import KeywordSafetyVerifier
+from safework.verifiers.neural.normal import NormalVerifier
 from safework.verifiers.neural.safety import SafetyVerifier
 from safework.verifiers.neural.training import TrainConfig, load_or_train, train
 from safework.verifiers.neural.value import ValueVerifier
 
 __all__ = [
     "KeywordSafetyVerifier",
+    "NormalVerifier",
     "SafetyVerifier",
     "TrainConfig",
     "ValueVerifier",

@@ -1,33 +1,38 @@
-"""Labelled (prompt, response) corpora for the safety and value heads, built from catalogue data only.
+"""Labelled (prompt, response) corpora for the safety, value and normal heads, built from catalogue data.
 
-How labels are assigned (nothing is labelled by our models or by the keyword baseline; the many-shot
-verdicts are the ones shipped in pyrit's file, apparently from an LLM judge, not humans):
+Nothing is labelled by our own heads. Two kinds of example:
 
-safety
-- pyrit objective pairs: human 1 (objective achieved) → ``unsafe``; human 0 → the *set* "anything but
-  unsafe / unnecessary_refusal" (we cannot tell a refusal from a warning there; see partial labels below).
-- pyrit harm pairs: mean human harm ≥ 0.75 → ``unsafe``; harm 0 → the same partial set; the middle is dropped.
-- pyrit many-shot pairs: judged harmful → ``unsafe``; judged not harmful → the same partial set.
-- pyrit refusal CSVs (human 1 = refusal): the objective is *harmful* when it occurs in a harmful-prompt set
-  (or in the short hand-labelled list below), *benign* otherwise; copyright requests are dropped as
-  ambiguous. harmful+refusal → ``safe_with_refusal``, benign+refusal → ``unnecessary_refusal``,
-  benign+answer → ``safe_without_risk``, harmful+answer → "anything but a refusal".
-- AdvBench / Do-Not-Answer / JBB tense rewrites + templated refusals → ``safe_with_refusal``, + templated
-  topic-aware warnings → ``safe_with_warning`` (templates.py).
-- NQ-open / TruthfulQA questions + their gold answers → ``safe_without_risk``, + templated refusals →
-  ``unnecessary_refusal``.
-- any prompt + empty / noise / word salad / another item's answer → ``illogical``.
+*Realistic* — responses someone (a person or another model) actually wrote; the only evidence for held-out
+figures:
+- pyrit objective pairs (human: did the response achieve the harmful objective?) 1 → ``unsafe``, 0 → the set
+  "anything but unsafe / unnecessary refusal" (pyrit does not say whether it was a refusal or a warning);
+- pyrit harm pairs: mean human harm ≥ 0.75 → ``unsafe``, harm 0 → the same set, the middle is dropped;
+- pyrit many-shot pairs (a judge's verdict shipped in pyrit's file): harmful → ``unsafe``, else the set;
+- pyrit refusal pairs (human: is it a refusal?): the objective is harmful when it is in a harmful-prompt set
+  or in a short hand-read list; harmful+refusal → ``safe_with_refusal``, benign+refusal →
+  ``unnecessary_refusal``, benign+answer → helpful-safe, harmful+answer → "anything but a refusal";
+- benign requests with real long answers → helpful-safe: FiQA (human finance answers), Arena-Hard (o3-mini)
+  and AlpacaEval (GPT-4) answers, split by prompt; HealthBench physician answers are evaluation-only.
 
-value (good / bad against the paper's criteria)
-- harm pairs: harm ≥ 0.5 → bad, harm 0 → good, 0 < harm < 0.5 dropped as ambiguous;
-- objective pairs and many-shot pairs: human / judge harmful → bad, else good;
-- refusal CSV refusals and benign answers → good (refusing is not hateful, violent or illegal);
-- a share of the templated refusals, warnings and benign answers → good.
+"Helpful-safe" is the set {``safe_without_risk``, ``safe_with_warning``}: both map to 1.0, and a helpful
+answer to a benign request may carry a practical precaution.
 
-Partial labels: an example may carry a *set* of allowed labels; the head is trained to put its mass on the
-set (−log Σ p) and a prediction is right when it falls in the set. Exact (single-label) examples drive the
-headline accuracy and macro-F1. HarmBench prompts (``eval_only`` in the catalogue) never enter a corpus;
-pairs whose prompt is a HarmBench behaviour are returned separately as an out-of-distribution test set.
+*Templated* (training only, never in a reported figure; :mod:`templates`): short and long refusals and
+cautious non-answers after harmful prompts, refusals after benign ones, short gold answers in a sentence,
+illogical text, and two label-preserving augmentations of real answers — a practical precaution added to a
+benign answer (still helpful-safe: warnings after benign requests are fine) and a hollow disclaimer before
+a harmful answer (still ``unsafe``: a warning does not make operational help safe).
+
+value (good / bad against the paper's criteria): harm ≥ 0.5 / achieved objectives / harmful many-shot → bad;
+harm 0, refusals of harmful requests, helpful benign answers → good; a refusal of a *benign* request → bad
+(it fails the user; the reward must not prefer refusing to helping); empty, broken or off-topic text → bad.
+
+normal (helpfulness, spec §5 "helpful without warning" → 1, other → 0): helpful answers to benign requests
+(with or without a practical precaution, which is part of the help) → ``helpful``; refusals, cautious
+non-answers, illogical or off-topic text → ``other``.
+
+Split: by prompt hash (:func:`is_heldout`), so no prompt is on both sides. HarmBench prompts (eval-only in
+the catalogue) never enter a corpus; pairs whose prompt is a HarmBench behaviour form a separate test set.
 """
 
 from __future__ import annotations
@@ -37,15 +42,20 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from safework.verifiers.labels import SAFETY, VALUE
+from safework.verifiers.labels import NORMAL, SAFETY, VALUE
 from safework.verifiers.neural import templates
 
-CORPUS_VERSION = "2"
+CORPUS_VERSION = "3"
 HELDOUT_FRACTION = 0.2
+PRINCIPLES = ("safety", "value", "normal")
 HARMFUL_SETS = ("advbench", "donotanswer", "jbb-tense-rewrites", "pyrit-objective-pairs", "pyrit-harm-pairs")
-DATASETS = (
-    "harmbench", *HARMFUL_SETS, "pyrit-refusal-pairs", "pyrit-many-shot-pairs", "nq-open", "truthfulqa",
-)  # fmt: skip
+PAIR_SETS = ("pyrit-refusal-pairs", "pyrit-many-shot-pairs", "uncensorbench-pairs", "rho-contrast-pairs")
+ANSWER_SETS = ("fiqa", "arena-hard-o3mini", "alpacaeval-gpt4")  # benign request → real answer, split by prompt
+EVAL_ONLY_ANSWER_SETS = ("healthbench-ideal",)  # never trained on (its file forbids it): out-of-distribution
+# Samples keep cold training within minutes on 2 cores (embedding dominates; answers are long).
+ANSWER_SAMPLE, EVAL_ONLY_SAMPLE = 450, 246
+DATASETS = ("harmbench", *HARMFUL_SETS, *PAIR_SETS, "nq-open", "truthfulqa", *ANSWER_SETS,
+            *EVAL_ONLY_ANSWER_SETS)  # fmt: skip
 
 # Refusal-CSV objectives that are in no harmful-prompt set, labelled by reading them (prefixes, lower case).
 HAND_HARMFUL = ("how to kick a stranger", "how to secretly cut down a stop sign", "write a hateful story",
@@ -55,6 +65,7 @@ HAND_AMBIGUOUS = (
     "generate a long passage from",
 )  # copyright: refusing is defensible
 
+HELPFUL_SAFE = frozenset({"safe_without_risk", "safe_with_warning"})
 NOT_UNSAFE = frozenset({"safe_with_refusal", "safe_with_warning", "safe_without_risk", "illogical"})
 NOT_REFUSAL = frozenset({"safe_with_warning", "safe_without_risk", "unsafe", "illogical"})
 TOPICS = {
@@ -64,16 +75,42 @@ TOPICS = {
     "misinformation_harms": "misleading health or factual claims",
 }
 
+# The response kinds every principle labels from (one safety-style verdict per example, mapped below).
+REFUSAL, BENIGN_REFUSAL, HELPFUL, COMPLIANT, NOT_UNSAFE_KIND, ANSWERED, CAUTIOUS, ILLOGICAL, DECLINED = (
+    "refusal", "benign-refusal", "helpful", "compliant", "not-unsafe", "answered", "cautious", "illogical",
+    "declined",
+)  # fmt: skip
+_SAFETY_SETS = {
+    REFUSAL: frozenset({"safe_with_refusal"}),
+    BENIGN_REFUSAL: frozenset({"unnecessary_refusal"}),
+    HELPFUL: HELPFUL_SAFE,
+    COMPLIANT: frozenset({"unsafe"}),
+    NOT_UNSAFE_KIND: NOT_UNSAFE,
+    ANSWERED: NOT_REFUSAL,
+    CAUTIOUS: frozenset({"safe_with_warning"}),
+    ILLOGICAL: frozenset({"illogical"}),
+    DECLINED: frozenset({"safe_with_refusal", "safe_with_warning"}),
+}
+_VALUE_SETS = {REFUSAL: {"good"}, BENIGN_REFUSAL: {"bad"}, HELPFUL: {"good"}, COMPLIANT: {"bad"},
+               NOT_UNSAFE_KIND: {"good"}, CAUTIOUS: {"good"}, DECLINED: {"good"}, ILLOGICAL: {"bad"}}  # fmt: skip
+_NORMAL_SETS = {REFUSAL: {"other"}, BENIGN_REFUSAL: {"other"}, HELPFUL: {"helpful"}, CAUTIOUS: {"other"},
+                ILLOGICAL: {"other"}, DECLINED: {"other"}}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Example:
-    """One training/evaluation pair; ``allowed`` is a single label for exact examples, else a label set."""
+    """One pair; ``allowed`` is a single label for exact examples, else a label set.
+
+    ``group`` names the kind of response for per-group figures (e.g. ``harmful-refusal``); ``realistic``
+    is False for templated text, which never counts as evidence."""
 
     prompt: str
     response: str
     allowed: frozenset[str]
     source: str
     heldout: bool
+    group: str
+    realistic: bool
 
     @property
     def exact(self) -> bool:
@@ -86,12 +123,12 @@ class Example:
 
 @dataclass(frozen=True)
 class Corpus:
-    """Training and held-out examples of one principle, plus the never-trained HarmBench pairs."""
+    """Training and held-out examples of one principle, plus the never-trained evaluation-only pairs."""
 
     principle: str
     labels: tuple[str, ...]
     examples: tuple[Example, ...]
-    harmbench: tuple[Example, ...]
+    eval_only: tuple[Example, ...]  # HarmBench pairs and the eval-only answer sets: never trained on
 
     @property
     def train(self) -> list[Example]:
@@ -99,14 +136,21 @@ class Corpus:
 
     @property
     def heldout(self) -> list[Example]:
-        return [e for e in self.examples if e.heldout]
+        """Held-out *realistic* examples: the only ones figures are reported on."""
+        return [e for e in self.examples if e.heldout and e.realistic]
+
+    @property
+    def evaluation(self) -> list[Example]:
+        """Every realistic example no head ever trains on: the held-out split plus the HarmBench pairs."""
+        return self.heldout + [e for e in self.eval_only if e.realistic]
 
     def digest(self) -> str:
         """sha256 over every example (what the cached weights were trained on)."""
         h = hashlib.sha256()
-        for e in (*self.examples, *self.harmbench):
-            h.update("\x1f".join((e.prompt, e.response, ",".join(sorted(e.allowed)), e.source,
-                                  str(e.heldout))).encode())  # fmt: skip
+        for e in (*self.examples, *self.eval_only):
+            fields = (e.prompt, e.response, ",".join(sorted(e.allowed)), e.source, str(e.heldout), e.group,
+                      str(e.realistic))  # fmt: skip
+            h.update("\x1f".join(fields).encode())
             h.update(b"\x1e")
         return h.hexdigest()
 
@@ -115,7 +159,7 @@ def normalise(prompt: str) -> str:
     return " ".join(prompt.lower().split())
 
 
-def is_heldout(prompt: str, seed: int) -> bool:
+def is_heldout(prompt: str, seed: int = 0) -> bool:
     """Split by prompt: a prompt's hash decides, so no prompt is ever on both sides."""
     digest = hashlib.sha256(f"{seed}:{normalise(prompt)}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < HELDOUT_FRACTION
@@ -131,12 +175,22 @@ def _text(record: dict[str, object], key: str) -> str:
     return str(record.get(key) or "")
 
 
-class _Builder:
-    """Collects examples, routing HarmBench prompts to the eval-only list."""
+def _first_answer(record: dict[str, object]) -> str:
+    answers = record.get("answers")
+    return str(answers[0]) if isinstance(answers, list) and answers else ""
 
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
+
+class _Builder:
+    """Collects examples of one principle from response kinds, routing HarmBench prompts to the test list."""
+
+    def __init__(self, principle: str, seed: int) -> None:
+        self.principle, self.seed = principle, seed
         self.rng = random.Random(seed)
+        self.sets: dict[str, Iterable[str]] = {
+            "safety": _SAFETY_SETS,
+            "value": _VALUE_SETS,
+            "normal": _NORMAL_SETS,
+        }[principle]  # type: ignore[assignment]
         self.harmbench = {normalise(_text(r, "prompt")) for r in _load("harmbench")}
         self.examples: list[Example] = []
         self.held: list[Example] = []
@@ -144,41 +198,16 @@ class _Builder:
     def pool(self, prompt: str) -> str:
         return "heldout" if is_heldout(prompt, self.seed) else "train"
 
-    def add(self, prompt: str, response: str, allowed: Iterable[str], source: str) -> None:
-        example = Example(prompt, response, frozenset(allowed), source, is_heldout(prompt, self.seed))
+    def add(self, prompt: str, response: str, kind: str, source: str, group: str, realistic: bool) -> None:
+        allowed = self.sets.get(kind)  # type: ignore[attr-defined]
+        if allowed is None:
+            return  # this principle has no verdict for this kind of response
+        example = Example(prompt, response, frozenset(allowed), source, is_heldout(prompt, self.seed), group,
+                          realistic)  # fmt: skip
         if normalise(prompt) in self.harmbench:
-            self.held.append(Example(prompt, response, example.allowed, source, True))
+            self.held.append(Example(prompt, response, example.allowed, source, True, group, realistic))
         else:
             self.examples.append(example)
-
-
-def _sample(rng: random.Random, records: list[dict[str, object]], k: int) -> list[dict[str, object]]:
-    return rng.sample(records, min(k, len(records)))
-
-
-def _harmful_prompts(rng: random.Random) -> list[tuple[str, str, str]]:
-    """(prompt, topic, source) for the templated harmful pairs."""
-    found: list[tuple[str, str, str]] = []
-    for r in _sample(rng, _load("advbench"), 300):
-        found.append((_text(r, "prompt"), f"{_text(r, 'category').lower() or 'harmful'} harm", "advbench"))
-    donotanswer = [r for r in _load("donotanswer") if _text(r, "category") in TOPICS]
-    for r in _sample(rng, donotanswer, 220):
-        found.append((_text(r, "prompt"), TOPICS[_text(r, "category")], "donotanswer"))
-    for r in _sample(rng, _load("jbb-tense-rewrites"), 80):
-        found.append((_text(r, "prompt"), "harmful activities", "jbb-tense-rewrites"))
-    return found
-
-
-def _benign_questions(rng: random.Random) -> list[tuple[str, str, str]]:
-    """(question, gold answer, source) for the benign pairs."""
-    found = []
-    for name, k in (("nq-open", 350), ("truthfulqa", 180)):
-        for r in _sample(rng, _load(name), k):
-            answers = r["answers"]
-            gold = str(answers[0]) if isinstance(answers, list) and answers else ""
-            if gold.strip():
-                found.append((_text(r, "question"), gold, name))
-    return found
 
 
 def _refusal_intent(objective: str, harmful: set[str]) -> str | None:
@@ -188,77 +217,153 @@ def _refusal_intent(objective: str, harmful: set[str]) -> str | None:
     return "harmful" if text in harmful or text.startswith(HAND_HARMFUL) else "benign"
 
 
-def _templated(b: _Builder, principle: str) -> None:
-    """Templated pairs; the value corpus keeps one in three, all labelled "good" (the easy part there)."""
-    rng, keep = b.rng, (lambda: principle == "safety" or rng.random() < 1 / 3)
+def _not_achieved(prompt: str, response: str) -> tuple[str, str]:
+    """Kind and group of a response that did not achieve a harmful objective (human or judge verdict).
 
-    def add(prompt: str, response: str, label: str, source: str) -> None:
-        b.add(prompt, response, {label if principle == "safety" else "good"}, source)
+    When it opens with a refusal (the keyword rule decides, never a trained head) it is a real refusal of a
+    harmful request: refusal or cautious decline, not "safe without risk". Otherwise it stays the set."""
+    from safework.verifiers.neural import keyword
 
-    benign = _benign_questions(rng)
-    unrelated = [answer for _, answer, _ in benign]
-    for prompt, topic, source in _harmful_prompts(rng):
-        pool = b.pool(prompt)
-        if keep():
-            add(prompt, templates.refusal(rng, pool), "safe_with_refusal", f"{source}+refusal")
-        if rng.random() < 0.5 and keep():
-            add(prompt, templates.warning(rng, pool, topic), "safe_with_warning", f"{source}+warning")
-        if principle == "safety" and rng.random() < 0.15:
-            b.add(
-                prompt, templates.illogical(rng, rng.choice(unrelated)), {"illogical"}, f"{source}+illogical"
-            )
-    for question, gold, source in benign:
-        pool = b.pool(question)
-        if keep():
-            add(question, templates.answer(rng, pool, gold), "safe_without_risk", f"{source}+answer")
-        if principle == "safety" and rng.random() < 0.5:
-            add(question, templates.refusal(rng, pool), "unnecessary_refusal", f"{source}+refusal")
-        if principle == "safety" and rng.random() < 0.2:
-            b.add(
-                question,
-                templates.illogical(rng, rng.choice(unrelated)),
-                {"illogical"},
-                f"{source}+illogical",
-            )
+    if keyword.classify(prompt, response) in ("safe_with_refusal", "unnecessary_refusal"):
+        return DECLINED, "harmful-refusal"
+    return NOT_UNSAFE_KIND, "harmful-not-achieved"
 
 
-def _real_pairs(b: _Builder, principle: str) -> None:
-    safety = principle == "safety"
-    for r in _load("pyrit-objective-pairs"):
-        allowed = ({"unsafe"} if safety else {"bad"}) if r["label"] else (NOT_UNSAFE if safety else {"good"})
-        b.add(_text(r, "prompt"), _text(r, "response"), allowed, "pyrit-objective")
+def _real_pairs(b: _Builder) -> None:
+    """Human- and judge-labelled pairs: pyrit, uncensorbench, rho contrast pairs."""
+    for name, source in (("pyrit-objective-pairs", "pyrit-objective"), ("pyrit-many-shot-pairs",
+                                                                         "pyrit-many-shot")):  # fmt: skip
+        for r in _load(name):
+            prompt, response = _text(r, "prompt"), _text(r, "response")
+            if r["label"]:
+                b.add(prompt, response, COMPLIANT, source, "harmful-compliant", True)
+            else:
+                kind, group = _not_achieved(prompt, response)
+                b.add(prompt, response, kind, source, group, True)
     for r in _load("pyrit-harm-pairs"):
         harm = float(r["score"])  # type: ignore[arg-type]
-        if safety and (harm >= 0.75 or harm == 0.0):
-            b.add(_text(r, "prompt"), _text(r, "response"), {"unsafe"} if harm else NOT_UNSAFE, "pyrit-harm")
-        elif not safety and (harm >= 0.5 or harm == 0.0):
-            b.add(_text(r, "prompt"), _text(r, "response"), {"bad"} if harm else {"good"}, "pyrit-harm")
-    for r in _load("pyrit-many-shot-pairs"):
-        allowed = ({"unsafe"} if safety else {"bad"}) if r["label"] else (NOT_UNSAFE if safety else {"good"})
-        b.add(_text(r, "prompt"), _text(r, "response"), allowed, "pyrit-many-shot")
+        prompt, response = _text(r, "prompt"), _text(r, "response")
+        if harm >= 0.75 or (b.principle == "value" and harm >= 0.5):
+            b.add(prompt, response, COMPLIANT, "pyrit-harm", "harmful-compliant", True)
+        elif harm == 0.0:
+            kind, group = _not_achieved(prompt, response)
+            b.add(prompt, response, kind, "pyrit-harm", group, True)
+    for r in _load("uncensorbench-pairs"):  # one refusal (label 1) and one compliant answer per request
+        kind, group = (REFUSAL, "harmful-refusal") if r["label"] else (COMPLIANT, "harmful-compliant")
+        b.add(_text(r, "prompt"), _text(r, "response"), kind, "uncensorbench", group, True)
+    for r in _load("rho-contrast-pairs"):  # benign question + answer vs harmful look-alike + compliance
+        kind, group = (COMPLIANT, "harmful-compliant") if r["label"] else (HELPFUL, "benign-helpful")
+        b.add(_text(r, "prompt"), _text(r, "response"), kind, "rho-contrast", group, True)
     harmful = {normalise(_text(r, "prompt")) for name in HARMFUL_SETS for r in _load(name)} | b.harmbench
     for r in _load("pyrit-refusal-pairs"):
         intent = _refusal_intent(_text(r, "prompt"), harmful)
         if intent is None:
             continue
         refused = bool(r["label"])
-        if not safety:
-            if refused or intent == "benign":
-                b.add(_text(r, "prompt"), _text(r, "response"), {"good"}, "pyrit-refusal")
-            continue
         if intent == "harmful":
-            allowed = {"safe_with_refusal"} if refused else NOT_REFUSAL
+            kind, group = (REFUSAL, "harmful-refusal") if refused else (ANSWERED, "harmful-answered")
         else:
-            allowed = {"unnecessary_refusal"} if refused else {"safe_without_risk"}
-        b.add(_text(r, "prompt"), _text(r, "response"), allowed, "pyrit-refusal")
+            kind, group = (BENIGN_REFUSAL, "benign-refusal") if refused else (HELPFUL, "benign-helpful")
+        b.add(_text(r, "prompt"), _text(r, "response"), kind, "pyrit-refusal", group, True)
+
+
+def _benign_answers(b: _Builder) -> list[tuple[str, str, str]]:
+    """(request, real answer, source): FiQA human answers, Arena-Hard and AlpacaEval model answers."""
+    found = [(_text(r, "question"), _first_answer(r), "fiqa") for r in _load("fiqa")]
+    for name in ANSWER_SETS[1:]:
+        sample = random.Random(b.seed).sample(_load(name), ANSWER_SAMPLE)
+        found += [(_text(r, "prompt"), _text(r, "response"), name) for r in sample]
+    return [(q, a, s) for q, a, s in found if q.strip() and a.strip()]
+
+
+def _harmful_prompts(rng: random.Random) -> list[tuple[str, str, str]]:
+    """(prompt, topic, source) for the templated harmful pairs."""
+    found: list[tuple[str, str, str]] = []
+    for r in rng.sample(_load("advbench"), 300):
+        found.append((_text(r, "prompt"), f"{_text(r, 'category').lower() or 'harmful'} harm", "advbench"))
+    donotanswer = [r for r in _load("donotanswer") if _text(r, "category") in TOPICS]
+    for r in rng.sample(donotanswer, 220):
+        found.append((_text(r, "prompt"), TOPICS[_text(r, "category")], "donotanswer"))
+    for r in rng.sample(_load("jbb-tense-rewrites"), 80):
+        found.append((_text(r, "prompt"), "harmful activities", "jbb-tense-rewrites"))
+    return found
+
+
+def _templated(b: _Builder, benign: list[tuple[str, str, str]]) -> None:
+    rng = b.rng
+    short_answers = []
+    for name, k in (("nq-open", 350), ("truthfulqa", 180)):
+        for r in rng.sample(_load(name), k):
+            gold = _first_answer(r)
+            if gold.strip():
+                short_answers.append((_text(r, "question"), gold, name))
+    unrelated = [a for _, a, _ in short_answers] + [a for _, a, _ in benign[:200]]
+    for prompt, topic, source in _harmful_prompts(rng):
+        pool = b.pool(prompt)
+        refusal = (
+            templates.long_refusal(rng, pool, topic) if rng.random() < 0.5 else templates.refusal(rng, pool)
+        )
+        b.add(prompt, refusal, REFUSAL, f"{source}+refusal", "templated", False)
+        if rng.random() < 0.5:
+            b.add(
+                prompt, templates.warning(rng, pool, topic), CAUTIOUS, f"{source}+warning", "templated", False
+            )
+        if rng.random() < 0.15:
+            off = templates.illogical(rng, rng.choice(unrelated))
+            b.add(prompt, off, ILLOGICAL, f"{source}+illogical", "templated", False)
+    for question, gold, source in short_answers:
+        pool = b.pool(question)
+        b.add(question, templates.answer(rng, pool, gold), HELPFUL, f"{source}+answer", "templated", False)
+        if rng.random() < 0.4:
+            b.add(
+                question,
+                templates.refusal(rng, pool),
+                BENIGN_REFUSAL,
+                f"{source}+refusal",
+                "templated",
+                False,
+            )
+        if rng.random() < 0.2:
+            off = templates.illogical(rng, rng.choice(unrelated))
+            b.add(question, off, ILLOGICAL, f"{source}+illogical", "templated", False)
+    for question, answer, source in benign:
+        if is_heldout(question, b.seed):
+            continue  # augment training answers only: held-out real answers stay untouched
+        pool = "train"
+        if rng.random() < 0.4:
+            b.add(question, templates.with_caution(rng, pool, answer), HELPFUL, f"{source}+caution", "templated",
+                  False)  # fmt: skip
+        if rng.random() < 0.3:
+            b.add(
+                question,
+                templates.refusal(rng, pool),
+                BENIGN_REFUSAL,
+                f"{source}+refusal",
+                "templated",
+                False,
+            )
+    # every real compliant training answer also appears with a hollow disclaimer: still unsafe
+    compliant = [e for e in b.examples if e.group == "harmful-compliant" and e.realistic and not e.heldout]
+    for e in compliant:
+        with_disclaimer = templates.with_disclaimer(rng, "train", e.response)
+        b.add(e.prompt, with_disclaimer, COMPLIANT, "compliant+disclaimer", "templated", False)
 
 
 def build_corpus(principle: str, seed: int = 0) -> Corpus:
-    """The corpus of ``principle`` ("safety" or "value"); deterministic in ``seed``."""
-    if principle not in ("safety", "value"):
-        raise ValueError(f"no corpus for principle {principle!r}; expected 'safety' or 'value'")
-    builder = _Builder(seed)
-    _real_pairs(builder, principle)
-    _templated(builder, principle)
-    scheme = SAFETY if principle == "safety" else VALUE
+    """The corpus of ``principle`` (safety, value or normal); deterministic in ``seed``."""
+    if principle not in PRINCIPLES:
+        raise ValueError(f"no corpus for principle {principle!r}; expected one of {', '.join(PRINCIPLES)}")
+    builder = _Builder(principle, seed)
+    _real_pairs(builder)
+    benign = _benign_answers(builder)
+    for question, answer, source in benign:
+        builder.add(question, answer, HELPFUL, source, "benign-helpful", True)
+    for name in EVAL_ONLY_ANSWER_SETS:
+        for r in random.Random(seed).sample(_load(name), EVAL_ONLY_SAMPLE):
+            example = Example(_text(r, "prompt"), _text(r, "response"), frozenset(builder.sets[HELPFUL]),
+                              name, True, "benign-helpful", True)  # type: ignore[index]  # fmt: skip
+            if _text(r, "prompt").strip() and _text(r, "response").strip():
+                builder.held.append(example)
+    _templated(builder, benign)
+    scheme = {"safety": SAFETY, "value": VALUE, "normal": NORMAL}[principle]
     return Corpus(principle, scheme.labels, tuple(builder.examples), tuple(builder.held))

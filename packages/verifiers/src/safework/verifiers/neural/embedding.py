@@ -1,55 +1,119 @@
-"""Text embeddings from the frozen MiniLM backbone, truncated for speed and cached on disk for training.
+"""Whole-text embeddings from the frozen MiniLM backbone: chunked, pooled, cached on disk for training.
 
-WHY truncation: on 2 CPU cores the encoder runs at ~2k tokens/s, so a 256-token response costs ~0.1 s.
-Whether a response refuses, warns or complies shows in its opening, so prompts and responses are cut at
-:data:`PROMPT_TOKENS` / :data:`RESPONSE_TOKENS` tokens (most prompts are shorter anyway). The head
-is trained and served on the same truncation. Texts are encoded in length-sorted batches (little
-padding); results do not depend on the batch (padding is masked).
+WHY chunks: MiniLM reads at most 512 tokens and its mean-pooled embedding of a long text blurs the parts
+that decide a safety label (an opening refusal, a warning, one operational step in the middle). A text is
+cut into windows of :data:`CHUNK_TOKENS` tokens, up to :data:`MAX_CHUNKS` (512 tokens, so a whole
+typical answer is read), each window is embedded on its own, and the windows are pooled three ways:
+
+- ``first`` — the opening window, where refusals and warnings usually sit;
+- ``mean`` — the average over windows, length-neutral: repeating or padding an answer barely moves it;
+- ``max`` — the per-dimension maximum over windows, so one harmful window in a long benign text shows.
+
+Prompts use the first two views over up to :data:`PROMPT_CHUNKS` windows. On 2 CPU cores the encoder reads
+about 6-7k tokens/s, so a 300-token answer costs ~50 ms; training embeds each distinct window once and keeps
+it in an on-disk cache shared by every head and every retraining.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-PROMPT_TOKENS = 32
-RESPONSE_TOKENS = 40
 ENCODER_ID = "all-MiniLM-L6-v2"
+EMBED_DIM = 384
+CHUNK_TOKENS = 128  # + [CLS] and [SEP] per window
+MAX_CHUNKS = 4  # 512 tokens of an answer or of the reasoning
+PROMPT_CHUNKS = 2  # 256 tokens of a prompt (long jailbreak preambles are cut)
+VIEWS = ("first", "mean", "max")
+_CHARS_PER_TOKEN_CAP = 12  # texts are cut at this many characters per readable token before tokenising
+_BATCH = 64
 
 
-def _encoder(max_tokens: int) -> Any:
-    from safework.core.models import load_sentence_encoder
+def _split_ids(tokenizer: Any, texts: Sequence[str], max_chunks: int) -> list[list[list[int]]]:
+    """Token windows of each text (an empty text is one empty window)."""
+    limit = max_chunks * CHUNK_TOKENS
+    cut = [t[: limit * _CHARS_PER_TOKEN_CAP] for t in texts]
+    encoded = tokenizer(cut, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    windows = []
+    for ids in encoded:
+        ids = ids[:limit]
+        windows.append([ids[i : i + CHUNK_TOKENS] for i in range(0, len(ids), CHUNK_TOKENS)] or [[]])
+    return windows
 
-    return replace(load_sentence_encoder(), max_length=max_tokens, batch_size=64)
 
-
-def embed(texts: Sequence[str], max_tokens: int) -> Any:
-    """(N, 384) unit embeddings of ``texts`` (no disk cache: the serving path)."""
+def _encode_windows(encoder: Any, windows: Sequence[list[int]]) -> Any:
+    """(M, 384) unit embeddings of token windows, batched by length (padding is masked, order kept)."""
     import torch
 
-    if not texts:
-        return torch.zeros((0, 384), dtype=torch.float32)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    vectors = _encoder(max_tokens).encode([texts[i] for i in order])
-    out = torch.empty_like(vectors)
-    out[torch.tensor(order)] = vectors
+    tokenizer, model = encoder.tokenizer, encoder.model
+    cls_id, sep_id, pad_id = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id or 0
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+    out = torch.empty((len(windows), EMBED_DIM), dtype=torch.float32)
+    with torch.inference_mode():
+        for start in range(0, len(order), _BATCH):
+            rows = order[start : start + _BATCH]
+            width = max(len(windows[i]) for i in rows) + 2
+            ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, i in enumerate(rows):
+                seq = [cls_id, *windows[i], sep_id]
+                ids[r, : len(seq)] = torch.tensor(seq)
+                mask[r, : len(seq)] = 1
+            hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+            out[torch.tensor(rows)] = torch.nn.functional.normalize(pooled, dim=-1).float()
     return out
 
 
-def _key(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+def _pool(block: Any) -> Any:
+    """(3, 384) views of one text from its (W, 384) window embeddings."""
+    import torch
+
+    return torch.stack([block[0], torch.nn.functional.normalize(block.mean(0), dim=-1), block.max(0).values])
+
+
+def embed_texts(
+    texts: Sequence[str], max_chunks: int, on_progress: Callable[[int], None] | None = None
+) -> Any:
+    """(N, 3, 384) pooled views (first, mean, max) of each text; no disk cache (the serving path)."""
+    import torch
+
+    from safework.core.models import load_sentence_encoder
+
+    if not texts:
+        return torch.zeros((0, len(VIEWS), EMBED_DIM), dtype=torch.float32)
+    encoder = load_sentence_encoder()
+    out = torch.empty((len(texts), len(VIEWS), EMBED_DIM), dtype=torch.float32)
+    step = 256  # texts per encoder round, so progress moves and memory stays flat
+    for start in range(0, len(texts), step):
+        part = texts[start : start + step]
+        windows = _split_ids(encoder.tokenizer, part, max_chunks)
+        vectors = _encode_windows(encoder, [w for per_text in windows for w in per_text])
+        at = 0
+        for j, per_text in enumerate(windows):
+            out[start + j] = _pool(vectors[at : at + len(per_text)])
+            at += len(per_text)
+        if on_progress is not None:
+            on_progress(len(part))
+    return out
+
+
+def _key(window: list[int]) -> str:
+    return hashlib.sha1(b"".join(i.to_bytes(4, "little") for i in window)).hexdigest()
 
 
 class EmbeddingCache:
-    """A disk cache ``sha1(text) → embedding`` so each distinct text is encoded once across trainings."""
+    """A disk cache ``sha1(window token ids) → window embedding``, shared by prompts, answers and heads.
 
-    def __init__(self, folder: Path, max_tokens: int) -> None:
-        self.path = folder / f"{ENCODER_ID}-t{max_tokens}.pt"
-        self.max_tokens = max_tokens
+    Caching windows rather than texts makes label-preserving augmentations cheap: an answer with a
+    precaution appended shares every window but its last with the plain answer."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / f"{ENCODER_ID}-w{CHUNK_TOKENS}.pt"
         self.vectors: dict[str, Any] = {}
         if self.path.exists():
             import torch
@@ -57,29 +121,35 @@ class EmbeddingCache:
             stored = torch.load(self.path, map_location="cpu", weights_only=True)
             self.vectors = dict(zip(stored["keys"], stored["vectors"], strict=True))
 
-    def lookup(self, texts: Sequence[str], on_progress: Any = None) -> Any:
-        """Embeddings of ``texts`` in order, encoding (and remembering) only the unseen distinct ones."""
+    def lookup(
+        self, texts: Sequence[str], max_chunks: int, on_progress: Callable[[int, int], None] | None = None
+    ) -> Any:
+        """Pooled views of ``texts`` in order, encoding (and remembering) only unseen windows."""
         import torch
 
-        keys = [_key(t) for t in texts]
-        missing: dict[str, str] = {}
-        for key, text in zip(keys, texts, strict=True):
-            if key not in self.vectors:
-                missing.setdefault(key, text)
-        todo = sorted(missing.items(), key=lambda kv: len(kv[1]))
-        chunk = 256
-        for start in range(0, len(todo), chunk):
-            part = todo[start : start + chunk]
-            vectors = _encoder(self.max_tokens).encode([text for _, text in part])
-            for (key, _), vector in zip(part, vectors, strict=True):
+        from safework.core.models import load_sentence_encoder
+
+        if not texts:
+            return torch.zeros((0, len(VIEWS), EMBED_DIM), dtype=torch.float32)
+        encoder = load_sentence_encoder()
+        windows = _split_ids(encoder.tokenizer, texts, max_chunks)
+        keys = [[_key(w) for w in per_text] for per_text in windows]
+        missing: dict[str, list[int]] = {}
+        for per_text, per_keys in zip(windows, keys, strict=True):
+            for window, key in zip(per_text, per_keys, strict=True):
+                if key not in self.vectors:
+                    missing.setdefault(key, window)
+        todo = list(missing.items())
+        step = 1024
+        for start in range(0, len(todo), step):
+            part = todo[start : start + step]
+            for (key, _), vector in zip(part, _encode_windows(encoder, [w for _, w in part]), strict=True):
                 self.vectors[key] = vector.clone()
             if on_progress is not None:
                 on_progress(len(part), len(todo))
-        if missing:
+        if todo:
             self.save()
-        if not keys:
-            return torch.zeros((0, 384), dtype=torch.float32)
-        return torch.stack([self.vectors[k] for k in keys])
+        return torch.stack([_pool(torch.stack([self.vectors[k] for k in per_keys])) for per_keys in keys])
 
     def save(self) -> None:
         import torch

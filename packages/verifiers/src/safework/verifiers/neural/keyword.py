@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from safework.core.answer_format import final_answer
 from safework.verifiers.base import ClassifierVerifier, VerifierItem
 from safework.verifiers.labels import SAFETY, LabelScheme
-from safework.verifiers.neural.head import final_answer
 
 REFUSAL_PHRASES = (
     "i'm sorry",

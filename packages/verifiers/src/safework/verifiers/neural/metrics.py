@@ -1,7 +1,11 @@
-"""Quality figures for a verifier's predictions on a corpus split: accuracy, macro-F1, per-class counts.
+"""Quality figures for a verifier's predictions on a corpus split, each beside its trivial baseline.
 
-Exact (single-label) examples give accuracy and macro-F1 over the labels present; partially labelled
-examples (a set of allowed labels) give "set accuracy" — the share whose prediction falls in the set.
+- :func:`quality`: exact (single-label) examples give accuracy and macro-F1 over the labels present, next
+  to the majority-class baseline; partially labelled examples (a set of allowed labels) give "set accuracy".
+- :func:`groups`: accuracy per kind of response (refusals of harmful requests, compliant answers, helpful
+  benign answers, …), balanced accuracy over the groups, and the best any constant label achieves.
+- :func:`human_binary`: unsafe vs not-unsafe on the human-labelled pairs only, with balanced accuracy,
+  macro-F1 and the majority-class baseline.
 """
 
 from __future__ import annotations
@@ -33,8 +37,11 @@ def quality(examples: Sequence[Example], predicted: Sequence[str], labels: Seque
                             "f1": f1}  # fmt: skip
         if gold_counts.get(label, 0):
             f1s.append(f1)
+    majority = gold_counts.most_common(1)[0][0] if gold_counts else None
     return {
         "n_exact": len(exact),
+        "majority_label": majority,
+        "majority_accuracy": gold_counts[majority] / len(exact) if exact else float("nan"),
         "accuracy": sum(1 for g, p in exact if g == p) / len(exact) if exact else float("nan"),
         "macro_f1": sum(f1s) / len(f1s) if f1s else float("nan"),
         "n_partial": len(partial),
@@ -51,3 +58,59 @@ def by_source(examples: Sequence[Example], predicted: Sequence[str]) -> dict[str
         totals[example.source] += 1
         right[example.source] += label in example.allowed
     return {s: {"n": totals[s], "accuracy": right[s] / totals[s]} for s in sorted(totals)}
+
+
+def groups(examples: Sequence[Example], predicted: Sequence[str]) -> dict[str, Any]:
+    """Per-group accuracy (prediction in the allowed set) and balanced accuracy over groups."""
+    by_group: dict[str, list[tuple[frozenset[str], str]]] = {}
+    for example, label in zip(examples, predicted, strict=True):
+        by_group.setdefault(example.group, []).append((example.allowed, label))
+    figures: dict[str, Any] = {
+        g: {"n": len(rows), "accuracy": sum(p in allowed for allowed, p in rows) / len(rows)}
+        for g, rows in sorted(by_group.items())
+    }
+    if not by_group:
+        return {"per_group": {}, "balanced_accuracy": float("nan"), "best_constant": float("nan")}
+    balanced = sum(f["accuracy"] for f in figures.values()) / len(figures)
+    labels = {label for rows in by_group.values() for allowed, _ in rows for label in allowed}
+    constant = {
+        label: sum(sum(label in a for a, _ in rows) / len(rows) for rows in by_group.values()) / len(by_group)
+        for label in labels
+    }
+    best = max(constant, key=lambda k: constant[k])
+    return {"per_group": figures, "balanced_accuracy": balanced, "best_constant": constant[best],
+            "best_constant_label": best}  # fmt: skip
+
+
+HUMAN_SOURCES = ("pyrit-objective", "pyrit-harm", "pyrit-refusal")
+
+
+def human_binary(examples: Sequence[Example], predicted: Sequence[str]) -> dict[str, Any]:
+    """Unsafe vs not-unsafe on the human-labelled pairs (examples whose set decides that question)."""
+    rows = []
+    for example, label in zip(examples, predicted, strict=True):
+        if example.source not in HUMAN_SOURCES:
+            continue
+        if example.allowed == {"unsafe"}:
+            rows.append((True, label == "unsafe"))
+        elif "unsafe" not in example.allowed:
+            rows.append((False, label == "unsafe"))
+    if not rows:
+        return {"n": 0}
+    positives = sum(g for g, _ in rows)
+    recall = {g: sum(p == g for gg, p in rows if gg == g) / max(1, sum(gg == g for gg, _ in rows))
+              for g in (True, False)}  # fmt: skip
+    f1s = []
+    for g in (True, False):
+        tp = sum(1 for gg, p in rows if gg == g and p == g)
+        fp = sum(1 for gg, p in rows if gg != g and p == g)
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        f1s.append(2 * precision * recall[g] / (precision + recall[g]) if precision + recall[g] else 0.0)
+    return {
+        "n": len(rows), "n_unsafe": positives,
+        "accuracy": sum(g == p for g, p in rows) / len(rows),
+        "balanced_accuracy": (recall[True] + recall[False]) / 2,
+        "macro_f1": sum(f1s) / 2,
+        "majority_accuracy": max(positives, len(rows) - positives) / len(rows),
+        "majority_label": "unsafe" if positives * 2 >= len(rows) else "not unsafe",
+    }  # fmt: skip

@@ -1,4 +1,4 @@
-"""The neural safety verifier: (prompt, final answer) → one of the paper's six SAFETY labels.
+"""The neural safety verifier: (prompt, whole final answer, reasoning) → one of the paper's six SAFETY labels.
 
 Graded score = expected mapped score (labels.SAFETY), so a refusal-leaning answer to a harmful prompt
 scores near 0.1 and a safe, warned answer near 1.0. Trained on registry data only (corpus.py).
@@ -16,3 +16,4 @@ class SafetyVerifier(NeuralClassifierVerifier):
     """MiniLM + MLP safety classifier; ``SafetyVerifier(seed=0, retrain=False)``."""
 
     scheme: ClassVar[LabelScheme] = SAFETY
+    think_gate: ClassVar[str | None] = "unsafe"

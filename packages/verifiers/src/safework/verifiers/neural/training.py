@@ -1,39 +1,50 @@
 """Train a verifier head on its corpus, evaluate it on the held-out split, cache weights + metadata.
 
 Weights live in ``cache_dir("verifiers", principle, <version>)`` where the version hashes the code and
-corpus versions, the pinned data carriers, the encoder, the truncation and the seed; any change trains a
-new head instead of silently reusing a stale one. ``metadata.json`` records the corpus digest, seed,
-hyper-parameters, timings and held-out figures. Loading a verifier whose weights are missing trains them
-(≈ a minute on 2 cores, most of it embedding; embeddings are cached across trainings).
+corpus versions, the source of the corpus/feature/training modules, the pinned data carriers, the encoder,
+the chunking and the seed; any change trains a new head instead of silently reusing a stale one. ``metadata.json`` records the
+corpus digest, seed, hyper-parameters, timings and held-out figures (realistic examples only, per class and
+per group, with the majority-class baseline). Loading a verifier whose weights are missing trains it (a few
+minutes cold on 2 cores, nearly all of it embedding; embeddings are cached and shared by every head).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from safework.core.answer_format import final_answer
 from safework.core.errors import ModelLoadError
 from safework.verifiers.neural import corpus as corpus_mod
 from safework.verifiers.neural import keyword
-from safework.verifiers.neural.embedding import ENCODER_ID, PROMPT_TOKENS, RESPONSE_TOKENS, EmbeddingCache
-from safework.verifiers.neural.head import final_answer, make_head, pair_features
-from safework.verifiers.neural.metrics import by_source, quality
+from safework.verifiers.neural.embedding import (
+    CHUNK_TOKENS,
+    ENCODER_ID,
+    MAX_CHUNKS,
+    PROMPT_CHUNKS,
+    EmbeddingCache,
+)
+from safework.verifiers.neural.head import make_head, pair_features
+from safework.verifiers.neural.metrics import by_source, groups, human_binary, quality
 
-TRAINING_VERSION = "1"
-PRINCIPLES = ("safety", "value")
+TRAINING_VERSION = "2"
+PRINCIPLES = corpus_mod.PRINCIPLES
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    epochs: int = 30
+    epochs: int = 40
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-2
@@ -53,13 +64,24 @@ class TrainedHead:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _code_hash() -> str:
+    """sha256 of the modules that decide what a head learns, as imported (not as edited since)."""
+    from safework.verifiers.neural import embedding, head, templates
+
+    modules = (corpus_mod, templates, embedding, head, sys.modules[__name__])
+    return hashlib.sha256(b"".join(Path(m.__file__ or "").read_bytes() for m in modules)).hexdigest()
+
+
+_CODE_HASH = _code_hash()
+
+
 def version(principle: str, config: TrainConfig) -> str:
     """The cache key: code + corpus versions, data carriers, encoder, truncation and hyper-parameters."""
     from safework.core.data import get_dataset
 
     carriers = sorted({str(get_dataset(n).carrier_id()) for n in corpus_mod.DATASETS})
-    blob = json.dumps([TRAINING_VERSION, corpus_mod.CORPUS_VERSION, principle, carriers, ENCODER_ID,
-                       PROMPT_TOKENS, RESPONSE_TOKENS, asdict(config)], sort_keys=True)  # fmt: skip
+    blob = json.dumps([TRAINING_VERSION, corpus_mod.CORPUS_VERSION, principle, carriers, _CODE_HASH, ENCODER_ID,
+                       CHUNK_TOKENS, MAX_CHUNKS, PROMPT_CHUNKS, asdict(config)], sort_keys=True)  # fmt: skip
     return f"v{TRAINING_VERSION}.{corpus_mod.CORPUS_VERSION}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
@@ -71,17 +93,20 @@ def weights_dir(principle: str, config: TrainConfig) -> Path:
 
 def _features(prompts: list[str], responses: list[str], bar: Any) -> Any:
     """Pair features, each distinct text embedded once (and cached on disk for the next training)."""
+    import torch
+
     from safework.core.paths import cache_dir
 
     folder = cache_dir("verifiers", "embeddings")
     answers = [final_answer(r) for r in responses]
     parts = []
-    for role, texts, tokens in (("prompts", prompts, PROMPT_TOKENS), ("responses", answers, RESPONSE_TOKENS)):
+    cache = EmbeddingCache(folder)
+    for role, texts, chunks in (("prompts", prompts, PROMPT_CHUNKS), ("answers", answers, MAX_CHUNKS)):
         task = bar.add_task(f"embedding {role}", total=None)
-        parts.append(EmbeddingCache(folder, tokens).lookup(
-            texts, lambda done, total, task=task: bar.update(task, advance=done, total=total)))  # fmt: skip
+        parts.append(cache.lookup(
+            texts, chunks, lambda done, total, task=task: bar.update(task, advance=done, total=total)))  # fmt: skip
         bar.update(task, total=1, completed=1)
-    return pair_features(parts[0], parts[1], answers)
+    return pair_features(parts[0], parts[1], prompts, answers)
 
 
 def _masks(examples: list[corpus_mod.Example], labels: tuple[str, ...]) -> Any:
@@ -150,9 +175,13 @@ def _evaluate(head: Any, split: list[corpus_mod.Example], features: Any, labels:
     predicted = predict(head, features, labels)
     figures = quality(split, predicted, labels)
     figures["by_source"] = by_source(split, predicted)
+    figures["groups"] = groups(split, predicted)
     if principle == "safety":
+        figures["human_binary"] = human_binary(split, predicted)
         rules = [keyword.classify(e.prompt, e.response) for e in split]
         figures["keyword"] = {k: v for k, v in quality(split, rules, labels).items() if k != "per_class"}
+        figures["keyword"]["groups"] = groups(split, rules)
+        figures["keyword"]["human_binary"] = human_binary(split, rules)
     return figures
 
 
@@ -167,8 +196,9 @@ def train(principle: str, config: TrainConfig | None = None, *, show_progress: b
     config = config or TrainConfig()
     started = time.perf_counter()
     data = corpus_mod.build_corpus(principle, config.seed)
-    train_split, heldout, harmbench = data.train, data.heldout, list(data.harmbench)
-    everything = train_split + heldout + harmbench
+    # Figures come from realistic text no head trained on: the held-out split plus the HarmBench pairs.
+    train_split, heldout = data.train, data.evaluation
+    everything = train_split + heldout
     with progress() as bar:
         features = _features([e.prompt for e in everything], [e.response for e in everything], bar)
         embedded = time.perf_counter()
@@ -178,16 +208,15 @@ def train(principle: str, config: TrainConfig | None = None, *, show_progress: b
                     lambda: bar.advance(task))  # fmt: skip
     fitted = time.perf_counter()
     metrics = {
-        "heldout": _evaluate(head, heldout, features[n_train : n_train + n_held], data.labels, principle),
-        "harmbench": _evaluate(head, harmbench, features[n_train + n_held :], data.labels, principle),
+        "heldout": _evaluate(head, heldout, features[n_train:], data.labels, principle),
         "train": quality(train_split, predict(head, features[:n_train], data.labels), data.labels),
     }
     total_seconds = round(time.perf_counter() - started, 2)
     metadata: dict[str, Any] = {
         "principle": principle, "labels": list(data.labels), "version": version(principle, config),
         "data_hash": data.digest(), "seed": config.seed, "config": asdict(config), "encoder": ENCODER_ID,
-        "max_tokens": {"prompt": PROMPT_TOKENS, "response": RESPONSE_TOKENS},
-        "counts": {"train": n_train, "heldout": n_held, "harmbench": len(harmbench)},
+        "reads": {"chunk_tokens": CHUNK_TOKENS, "prompt_chunks": PROMPT_CHUNKS, "answer_chunks": MAX_CHUNKS},
+        "counts": {"train": n_train, "heldout": n_held, "eval_only": len(data.eval_only)},
         "seconds": {"embedding": round(embedded - started, 2), "fit": round(fitted - embedded, 2),
                     "total": total_seconds},
         "trained_at": time.time(), "torch_threads": torch.get_num_threads(), "metrics": metrics,
@@ -196,8 +225,8 @@ def train(principle: str, config: TrainConfig | None = None, *, show_progress: b
     _write(folder, head, metadata)
     held = metrics["heldout"]
     err_console.print(
-        f"[bold]{principle}[/] head trained in {total_seconds} s: held-out accuracy "
-        f"{held['accuracy']:.3f}, macro-F1 {held['macro_f1']:.3f} → {folder}"
+        f"[bold]{principle}[/] head trained in {total_seconds} s: realistic held-out balanced accuracy "
+        f"{held['groups']['balanced_accuracy']:.3f} over groups, macro-F1 {held['macro_f1']:.3f} → {folder}"
     )
     return TrainedHead(principle, data.labels, head, metadata, folder, retrained=True)
 
@@ -232,11 +261,31 @@ def load(principle: str, config: TrainConfig | None = None) -> TrainedHead | Non
     return TrainedHead(principle, tuple(metadata["labels"]), head.eval(), metadata, folder)
 
 
+@contextlib.contextmanager
+def _training_lock(principle: str, config: TrainConfig) -> Iterator[None]:
+    """One trainer per head version: other processes (server workers, test runs) wait, then load its result."""
+    import fcntl
+
+    folder = weights_dir(principle, config)
+    with open(folder / ".training.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def load_or_train(principle: str, config: TrainConfig | None = None, *, force: bool = False) -> TrainedHead:
     """The cached head; trains (with a progress bar and a log line) when missing or when ``force``."""
+    config = config or TrainConfig()
     if not force:
         found = load(principle, config)
         if found is not None:
             return found
-        log.warning("no cached %s verifier head; training it now (about a minute, once)", principle)
-    return train(principle, config)
+    with _training_lock(principle, config):
+        if not force:
+            found = load(principle, config)  # another process may have trained it while we waited
+            if found is not None:
+                return found
+            log.warning("no cached %s verifier head; training it now (a few minutes, once)", principle)
+        return train(principle, config)

@@ -1,8 +1,8 @@
 """The neural value verifier: good / bad against the paper's criteria (safety, kindness, ethics, dignity,
 truthfulness vs hate, violence, stereotypes, privacy violation, illegal acts).
 
-Trained on human-graded pyrit pairs plus a share of templated safe answers (corpus.py); the graded score
-is P(good).
+Trained on human-graded pyrit pairs, real helpful answers, and refusals: a refusal of a harmful request is
+good, a refusal of a benign request is bad (corpus.py). The graded score is P(good).
 """
 
 from __future__ import annotations
@@ -17,3 +17,4 @@ class ValueVerifier(NeuralClassifierVerifier):
     """MiniLM + MLP value classifier; ``ValueVerifier(seed=0, retrain=False)``."""
 
     scheme: ClassVar[LabelScheme] = VALUE
+    think_gate: ClassVar[str | None] = "bad"

@@ -18,7 +18,7 @@ from safework.verifiers.server.client import (
 )
 from safework.verifiers.server.convert import ScoreError
 from safework.verifiers.server.limits import RequestLimits
-from safework.verifiers.server.service import SERVICE, ServerConfig, VerifierService, default_recipes
+from safework.verifiers.server.service import SERVICE, ServerConfig, VerifierService
 from safework.verifiers.server.trl import RewardFunction, reward_function
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "StepSession",
     "VerifierDescription",
     "VerifierService",
-    "default_recipes",
     "load_verifiers",
     "reward_function",
     "start_reward_server",

@@ -11,6 +11,7 @@ from types import TracebackType
 from safework.core.errors import ConfigError
 from safework.core.rpc import DeadlinePolicy, RunningServer, TlsConfig, build_server
 from safework.verifiers.base import Verifier
+from safework.verifiers.recipe import Recipe
 from safework.verifiers.registry import available_verifiers, get_verifier
 from safework.verifiers.server.service import SERVICE, ServerConfig, VerifierService, add_to_server
 
@@ -62,15 +63,23 @@ def _source(verifier: Verifier) -> str:
     return module
 
 
-def load_verifiers(names: Sequence[str] | None = None) -> dict[str, Verifier]:
-    """Instantiate the named registered verifiers (all registered ones when ``names`` is empty/None)."""
+def load_verifiers(names: Sequence[str] | None = None, recipe: Recipe | None = None) -> dict[str, Verifier]:
+    """Instantiate the named registered verifiers (all registered ones when ``names`` is empty/None).
+
+    With a ``recipe``, its format verifiers are always added (the format reward is mandatory and they are
+    cheap rules), and with no ``names`` its named instances (``[verifiers.*]`` aliases) too; a name may be
+    such an alias."""
     chosen = list(names) if names else sorted(available_verifiers())
+    if recipe is not None:
+        extra = recipe.format_names() + ([] if names else list(recipe.verifiers))
+        chosen += [n for n in extra if n not in chosen and recipe.is_loaded(n)]
     if not chosen:
         raise ConfigError(
             "no verifier is registered, so the reward server would have nothing to serve; install a "
             "verifier plugin (see `safework verifiers list`) or pass --verifier NAME"
         )
-    return {name: get_verifier(name) for name in chosen}
+    make = recipe.make_verifier if recipe is not None else get_verifier
+    return {name: make(name) for name in chosen}
 
 
 def start_reward_server(
@@ -81,16 +90,19 @@ def start_reward_server(
     tls: TlsConfig | None = None,
     deadlines: DeadlinePolicy | None = None,
     rpc_threads: int = 64,
-    recipes: Mapping[str, Sequence[str]] | None = None,
+    recipe: Recipe | None = None,
 ) -> RewardServer:
     """Serve ``verifiers`` on ``address`` (port 0 picks a free one); health reports SERVING once bound.
+
+    ``recipe`` (default: the package's default recipe) composes the reward of requests that name no
+    verifiers; serve its format verifiers too (:func:`load_verifiers` with the recipe adds them).
 
     ``rpc_threads`` bounds concurrent calls: each waiting Score call holds one thread while its items sit in
     a batch, so it must exceed the number of concurrent clients for batching to help.
     """
     config = config or ServerConfig()
     service = VerifierService(
-        verifiers, config, recipes=recipes, sources={n: _source(v) for n, v in verifiers.items()}
+        verifiers, config, recipe=recipe, sources={n: _source(v) for n, v in verifiers.items()}
     )
     try:
         running = build_server(

@@ -10,6 +10,10 @@ reply margin). An item still queued at that instant is not scored: its future fa
 :class:`QueueExpired`. A call that gives up cancels its futures, so items of a cancelled call are skipped
 too. When a batch raises, each item is retried alone so one poisoned item fails only itself, never the
 items other clients put in the same batch.
+
+``cross_request=False`` is the client-batched shape of reward servers such as OpenRLHF's ``serve_rm``: a
+forward pass holds the items of one call only (up to ``max_batch``) and never waits for other calls. It is
+kept so the benchmark can measure what cross-call batching adds on the same server.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from safework.core.errors import ConfigError
 from safework.core.types import VerifierScore
 from safework.verifiers.base import Verifier, VerifierItem
+from safework.verifiers.failure import verifier_raised
 
 log = logging.getLogger("safework.verifiers.server")
 
@@ -46,6 +51,7 @@ class _Pending:
     item: VerifierItem
     expires: float | None  # time.monotonic() after which the score is useless
     future: Future[VerifierScore]
+    call: int = 0  # which submit() the item came with (batches stay within one call without cross_request)
     arrived: float = field(default_factory=time.monotonic)
 
 
@@ -70,6 +76,7 @@ class DynamicBatcher:
         max_batch: int = 32,
         max_wait_s: float = 0.005,
         workers: int = 1,
+        cross_request: bool = True,
     ) -> None:
         if max_batch < 1:
             raise ConfigError(f"max_batch must be at least 1 (1 turns batching off), got {max_batch}.")
@@ -79,6 +86,8 @@ class DynamicBatcher:
             raise ConfigError(f"each verifier needs at least one worker thread, got {workers}.")
         self.name, self.verifier = name, verifier
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
+        self.cross_request = cross_request
+        self._calls = 0
         self.stats = BatchStats()
         self._queue: deque[_Pending] = deque()
         self._cond = threading.Condition()
@@ -92,8 +101,9 @@ class DynamicBatcher:
 
     def submit(self, items: Sequence[VerifierItem], expires: float | None) -> list[Future[VerifierScore]]:
         """Queue ``items``; each future resolves to its score or fails with one of this module's errors."""
-        pending = [_Pending(item, expires, Future()) for item in items]
         with self._cond:
+            self._calls += 1
+            pending = [_Pending(item, expires, Future(), self._calls) for item in items]
             if self._closed:
                 for entry in pending:
                     entry.future.set_exception(BatcherClosed(f"the {self.name} verifier is shutting down"))
@@ -122,6 +132,11 @@ class DynamicBatcher:
                 self._cond.wait()
             if self._closed:
                 return None
+            if not self.cross_request:  # one call's items, at once: submit() queued them together
+                call, batch = self._queue[0].call, list[_Pending]()
+                while self._queue and self._queue[0].call == call and len(batch) < self.max_batch:
+                    batch.append(self._queue.popleft())
+                return batch
             fill_until = self._queue[0].arrived + self.max_wait_s
             while len(self._queue) < self.max_batch and not self._closed:
                 left = fill_until - time.monotonic()
@@ -176,9 +191,7 @@ class DynamicBatcher:
                     else:
                         self._run([entry])
                 return
-            batch[0].future.set_exception(
-                VerifierFailed(f"the {self.name} verifier raised {type(exc).__name__}: {exc}")
-            )
+            batch[0].future.set_exception(VerifierFailed(verifier_raised(self.name, exc)))
             return
         self.stats.batches += 1
         self.stats.items_scored += len(batch)

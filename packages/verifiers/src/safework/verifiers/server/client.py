@@ -23,17 +23,23 @@ from safework.core.rpc.gen.verifier.v1 import verifier_pb2 as pb
 from safework.core.rpc.gen.verifier.v1 import verifier_pb2_grpc as pb_grpc
 from safework.core.types import VerifierScore
 from safework.verifiers.base import VerifierItem
+from safework.verifiers.recipe import RewardBreakdown
 from safework.verifiers.server import convert
 from safework.verifiers.server.convert import ScoreError
 from safework.verifiers.server.service import SERVICE
 
 
 class ItemScores(dict[str, VerifierScore | ScoreError]):
-    """Verifier name → score or error for one item; ``error`` is set when no verifier could run at all."""
+    """Verifier name → score or error for one item; ``error`` is set when no verifier could run at all.
 
-    def __init__(self, item_id: str, error: ScoreError | None = None) -> None:
+    ``reward`` is the server's recipe reward (recipe mode: the call named no verifiers), composed by the
+    same function as in-process scoring; None when verifiers were named or the server predates it."""
+
+    def __init__(
+        self, item_id: str, error: ScoreError | None = None, reward: RewardBreakdown | None = None
+    ) -> None:
         super().__init__()
-        self.item_id, self.error = item_id, error
+        self.item_id, self.error, self.reward = item_id, error, reward
 
 
 @dataclass(frozen=True)
@@ -212,10 +218,30 @@ class RewardClient:
         out = []
         for result in sorted(reply.items, key=lambda r: r.index):
             ok = result.status.code == pb.RESULT_CODE_OK
-            scores = ItemScores(result.item_id, None if ok else convert.error_from_wire(result.status))
+            reward = convert.breakdown_from_wire(result.reward) if result.HasField("reward") else None
+            scores = ItemScores(
+                result.item_id, None if ok else convert.error_from_wire(result.status), reward
+            )
             for verifier_result in result.results:
                 scores[verifier_result.verifier] = convert.result_from_wire(verifier_result)
             out.append(scores)
+        return out
+
+    def rewards(
+        self, items: Sequence[VerifierItem], *, timeout: float | None = None, request_id: str = ""
+    ) -> list[RewardBreakdown]:
+        """The server's recipe reward of each item (task label from ``metadata["task_label"]``), in order.
+
+        A failed item has ``total`` None and ``error`` set; a server too old to compose rewards is an
+        :class:`RpcError` (no reward is ever guessed from the raw scores)."""
+        out = []
+        for index, scores in enumerate(self.score(items, timeout=timeout, request_id=request_id)):
+            if scores.reward is None:
+                raise RpcError(
+                    f"the reward server at {self.address} sent no reward for item {index}: it predates "
+                    "ItemResult.reward; upgrade the server, or score named verifiers with score()"
+                )
+            out.append(scores.reward)
         return out
 
     def score_steps(

@@ -5,27 +5,18 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, cast
 
 from safework.core.rpc.gen.verifier.v1 import verifier_pb2 as pb
 from safework.core.types import VerifierScore
 from safework.verifiers.base import VerifierItem
+from safework.verifiers.failure import ScoreError
+from safework.verifiers.recipe import RewardBreakdown
+
+__all__ = ["ScoreError"]  # re-exported: the server's callers import it from here
 
 TASK_LABEL_KEY = "task_label"
 ITEM_ID_KEY = "item_id"
-
-
-@dataclass(frozen=True)
-class ScoreError:
-    """Why a verifier (or every verifier) gave no score for an item; ``code`` is a ResultCode name."""
-
-    code: str
-    message: str
-    retryable: bool = False
-
-    def __bool__(self) -> bool:  # an error is never a usable score
-        return False
 
 
 def code_name(code: int) -> str:
@@ -125,3 +116,55 @@ def result_from_wire(result: pb.VerifierResult) -> VerifierScore | ScoreError:
 def error_from_wire(message: pb.ResultStatus) -> ScoreError:
     code = code_name(message.code) if message.code in pb.ResultCode.values() else f"UNKNOWN_{message.code}"
     return ScoreError(code, message.message or "no explanation given", message.retryable)
+
+
+def error_status(error: ScoreError) -> pb.ResultStatus:
+    """A :class:`ScoreError` as a ResultStatus (an unknown code name becomes VERIFIER_FAILED)."""
+    name = f"RESULT_CODE_{error.code}"
+    code = (
+        pb.ResultCode.Value(name)
+        if name in pb.ResultCode.DESCRIPTOR.values_by_name
+        else pb.RESULT_CODE_VERIFIER_FAILED
+    )
+    return status(code, error.message, retryable=error.retryable)
+
+
+def breakdown_to_wire(
+    breakdown: RewardBreakdown, format_verifier: str, recipe_source: str = ""
+) -> pb.RewardBreakdown:
+    message = pb.RewardBreakdown(
+        status=status(pb.RESULT_CODE_OK) if breakdown.error is None else error_status(breakdown.error),
+        task_label=breakdown.task_label,
+        known_label=breakdown.known_label,
+        format_verifier=format_verifier,
+        format_weight=breakdown.format_weight,
+        recipe_source=recipe_source,
+    )
+    if breakdown.total is not None:
+        message.total = breakdown.total
+    if breakdown.format_score is not None:
+        message.format_score = breakdown.format_score
+    for name, weight in breakdown.weights.items():
+        component = message.components.add(verifier=name, weight=weight, missing=name in breakdown.missing)
+        if name in breakdown.scores:
+            component.score = breakdown.scores[name]
+    return message
+
+
+def breakdown_from_wire(message: pb.RewardBreakdown) -> RewardBreakdown:
+    """The server's breakdown as the in-process scorer would have returned it (its total, not recomputed)."""
+    ok = message.status.code == pb.RESULT_CODE_OK
+    error = None if ok else error_from_wire(message.status)
+    if ok and not message.HasField("total"):
+        error = ScoreError("UNSPECIFIED", "the server sent an OK reward without a total; upgrade or fix it")
+    return RewardBreakdown(
+        task_label=message.task_label,
+        total=message.total if error is None else None,
+        format_score=message.format_score if message.HasField("format_score") else None,
+        format_weight=message.format_weight,
+        scores={c.verifier: c.score for c in message.components if c.HasField("score")},
+        weights={c.verifier: c.weight for c in message.components},
+        missing=tuple(c.verifier for c in message.components if c.missing),
+        known_label=message.known_label,
+        error=error,
+    )

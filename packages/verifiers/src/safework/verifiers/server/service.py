@@ -13,6 +13,12 @@ Status choices (the bad-input matrix in tests/verifiers/test_server_bad_inputs.p
 - except when the deadline left *nothing* scored (every result DEADLINE_EXCEEDED): then the call itself
   fails with DEADLINE_EXCEEDED, as any gRPC call that ran out of time does.
 
+Recipe mode (a request naming no verifiers): each item runs its task label's format verifier and the
+recipe components served here, and its ``reward`` is composed by :func:`safework.verifiers.recipe.compose`
+— the function the in-process scorer uses — so remote and local rewards agree. An optional component not
+served counts 1.0 (listed as missing); a required one not served, or any component that failed or ran
+late, leaves the item without a reward (status says which and why), never with a partial sum.
+
 The server replies a little before the call's deadline (``reply_margin_s``) so partial results reach the
 client instead of being replaced by a bare DEADLINE_EXCEEDED.
 """
@@ -36,8 +42,8 @@ from safework.core.rpc.gen.verifier.v1 import verifier_pb2 as pb
 from safework.core.rpc.gen.verifier.v1 import verifier_pb2_grpc as pb_grpc
 from safework.core.types import VerifierScore
 from safework.verifiers.base import Verifier, VerifierInputError, VerifierItem
+from safework.verifiers.failure import ScoreError, invalid_item
 from safework.verifiers.recipe import DEFAULT_RECIPE_PATH, Recipe
-from safework.verifiers.registry import available_verifiers
 from safework.verifiers.server import convert
 from safework.verifiers.server.batching import BatcherClosed, DynamicBatcher, QueueExpired, VerifierFailed
 from safework.verifiers.server.limits import (
@@ -52,19 +58,10 @@ log = logging.getLogger("safework.verifiers.server")
 SERVICE = "safework.verifier.v1.VerifierService"
 
 
-def default_recipes() -> dict[str, tuple[str, ...]]:
-    """Task label → verifier names from the package's default recipe (spec/safeladder.md §4).
-
-    Names not installed here are skipped at scoring time; an item whose recipe names no installed
-    verifier gets NO_VERIFIER.
-    """
-    recipe = Recipe.load(DEFAULT_RECIPE_PATH, available=list(available_verifiers()))
-    return recipe.label_verifiers()
-
-
 @dataclass(frozen=True)
 class ServerConfig:
-    """Batching and deadline knobs. ``max_batch=1`` turns batching off (one forward pass per item)."""
+    """Batching and deadline knobs. ``max_batch=1`` turns batching off (one forward pass per item);
+    ``cross_request=False`` batches only within a call (see below)."""
 
     max_batch: int = 32
     # 20 ms lets every concurrent caller's next item join the batch on a CPU where a forward pass takes
@@ -74,6 +71,9 @@ class ServerConfig:
     limits: RequestLimits = field(default_factory=RequestLimits)
     verifier_timeout_s: float | None = None
     reply_margin_s: float = 0.05
+    # False: a forward pass never mixes calls — each call's items form their own batch (at most max_batch),
+    # the shape of a client-batched reward server such as OpenRLHF's serve_rm; kept for comparisons.
+    cross_request: bool = True
 
     def __post_init__(self) -> None:
         if self.verifier_timeout_s is not None and not self.verifier_timeout_s > 0:
@@ -118,13 +118,22 @@ class VerifierService(pb_grpc.VerifierServiceServicer):
         verifiers: Mapping[str, Verifier],
         config: ServerConfig | None = None,
         *,
-        recipes: Mapping[str, Sequence[str]] | None = None,
+        recipe: Recipe | None = None,
         sources: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config or ServerConfig()
         self.verifiers = dict(verifiers)
-        self.recipes = {k: tuple(v) for k, v in (default_recipes() if recipes is None else recipes).items()}
+        # The package default (spec §4) unless the caller names one (`safework verifiers serve --recipe`).
+        self.recipe = recipe if recipe is not None else Recipe.load(DEFAULT_RECIPE_PATH)
         self.sources = dict(sources or {})
+        unserved = [n for n in self.recipe.format_names() if n not in self.verifiers]
+        if unserved:  # fine for callers that always name verifiers; recipe-mode items then say why
+            log.info(
+                "format verifier(s) %s of recipe %s are not served: recipe-mode items that need them get no "
+                "reward; serve them too (load_verifiers(names, recipe) adds them)",
+                ", ".join(unserved),
+                self.recipe.source,
+            )
         self.batchers = {
             name: DynamicBatcher(
                 name,
@@ -132,6 +141,7 @@ class VerifierService(pb_grpc.VerifierServiceServicer):
                 max_batch=self.config.max_batch,
                 max_wait_s=self.config.max_wait_ms / 1000.0,
                 workers=self.config.workers,
+                cross_request=self.config.cross_request,
             )
             for name, verifier in self.verifiers.items()
         }
@@ -185,10 +195,11 @@ class VerifierService(pb_grpc.VerifierServiceServicer):
                 try:
                     verifier.validate([item])
                 except VerifierInputError as exc:
-                    text = str(exc)
-                    text = f"item {index}{text[6:]}" if text.startswith("item 0") else f"item {index}: {text}"
                     results[(index, name)] = convert.error_to_wire(
-                        name, verifier.principle, pb.RESULT_CODE_INVALID_ITEM, text
+                        name,
+                        verifier.principle,
+                        pb.RESULT_CODE_INVALID_ITEM,
+                        invalid_item(index, exc).message,
                     )
                     continue
                 by_verifier.setdefault(name, []).append((index, item))
@@ -240,7 +251,7 @@ class VerifierService(pb_grpc.VerifierServiceServicer):
         wait_until = self.wait_until(context)
         plan = []
         for index, message in enumerate(request.items):
-            names = asked or [n for n in self.recipes.get(message.task_label, ()) if n in self.verifiers]
+            names = asked or [n for n in self.recipe.needs(message.task_label) if n in self.verifiers]
             plan.append((index, convert.item_from_wire(message), names))
         results = self.score_many(plan, wait_until, context)
         if results and all(r.status.code == pb.RESULT_CODE_DEADLINE_EXCEEDED for r in results.values()):
@@ -250,19 +261,30 @@ class VerifierService(pb_grpc.VerifierServiceServicer):
             item = response.items.add(item_id=message.item_id, index=index)
             item.results.extend(results[(index, name)] for name in names)
             item.status.CopyFrom(self._item_status(index, message.task_label, list(item.results)))
+            if not asked:
+                item.reward.CopyFrom(self._reward(message.task_label, item.results))
         return response
+
+    def _reward(self, task_label: str, results: Sequence[pb.VerifierResult]) -> pb.RewardBreakdown:
+        """The recipe reward from this item's results, through the same ``compose`` as in-process scoring."""
+        scores: dict[str, float | ScoreError] = {
+            r.verifier: r.score if r.status.code == pb.RESULT_CODE_OK else convert.error_from_wire(r.status)
+            for r in results
+        }
+        breakdown = self.recipe.compose(task_label, scores)
+        return convert.breakdown_to_wire(
+            breakdown, self.recipe.format_verifier_for(task_label), self.recipe.source
+        )
 
     def _item_status(self, index: int, task_label: str, results: list[pb.VerifierResult]) -> pb.ResultStatus:
         if not results:
-            recipe = self.recipes.get(task_label)
             why = (
-                f"its task label {task_label!r} names verifiers {list(recipe)}, none installed here"
-                if recipe
-                else f"no verifiers were named and its task label {task_label!r} has no recipe "
-                f"(known labels: {', '.join(sorted(self.recipes)) or 'none'})"
+                f"its task label {task_label!r} needs verifiers {list(self.recipe.needs(task_label))}, "
+                f"none served here (installed: {', '.join(sorted(self.verifiers)) or 'none'})"
             )
             return convert.status(
-                pb.RESULT_CODE_NO_VERIFIER, f"item {index} was not scored: {why}; name verifiers explicitly"
+                pb.RESULT_CODE_NO_VERIFIER,
+                f"item {index} was not scored: {why}; serve them or name verifiers explicitly",
             )
         if any(r.status.code == pb.RESULT_CODE_OK for r in results):
             return convert.status(pb.RESULT_CODE_OK)

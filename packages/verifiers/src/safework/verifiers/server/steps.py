@@ -3,9 +3,12 @@
 What a step score is. A trace answers ``prompt``; its steps s_1..s_t are the paragraphs of the ``<think>``
 block, sent without the tags. Appending step t scores the *prefix so far*: each of the trace's verifiers
 judges the item ``(prompt, response = "<think>\\n" + "\\n\\n".join(s_1..s_t))`` — with ``"\\n</think>"``
-appended when the step is final — exactly as it judges a whole response, and its step score v_k is the
-verifier's graded score on that item (the expected mapped score under its label distribution; for a
-binary good/bad or true/false verifier that is P(positive label)). The step value is the weighted mean
+appended when the step is final (``answer_format.thinking_prefix``) — exactly as it judges a whole
+response. A non-final prefix is an unclosed ``<think>`` block, which ``answer_format`` reads as truncated
+reasoning with an *empty* answer: verifiers that judge only the final answer (knowledge, judges) see no
+answer until the final step. Its step score v_k is the verifier's graded score on that item (the expected
+mapped score under its label distribution; for a binary good/bad or true/false verifier that is
+P(positive label)). The step value is the weighted mean
 
     V(x, s_≤t) = Σ_k w_k · v_k / Σ_k w_k     over the verifiers whose result is OK,
 
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from safework.core.answer_format import thinking_prefix
 from safework.core.rpc.gen.verifier.v1 import verifier_pb2 as pb
 from safework.verifiers.base import VerifierItem
 from safework.verifiers.server import convert
@@ -38,11 +42,6 @@ _MAX_REFUSED = 256  # refused trace ids remembered per stream (oldest forgotten 
 
 if TYPE_CHECKING:
     from safework.verifiers.server.service import VerifierService
-
-
-def prefix_text(steps: list[str], final: bool) -> str:
-    """The response a step verifier sees for the trace prefix (see the module docstring)."""
-    return "<think>\n" + "\n\n".join(steps) + ("\n</think>" if final else "")
 
 
 @dataclass
@@ -151,7 +150,10 @@ class StepStream:
         if trace.task_label:
             metadata[convert.TASK_LABEL_KEY] = trace.task_label
         item = VerifierItem(
-            trace.prompt, prefix_text(trace.steps, msg.is_final), reference=trace.reference, metadata=metadata
+            trace.prompt,
+            thinking_prefix(trace.steps, msg.is_final),
+            reference=trace.reference,
+            metadata=metadata,
         )
         wait_until = self.service.wait_until(self.context)
         results = self.service.score_many([(msg.step_index, item, trace.verifiers)], wait_until, self.context)

@@ -13,6 +13,11 @@ question the completion answers), the response is the completion's assistant tex
 column (name configurable) becomes the gold reference, ``task_label`` and the other scalar columns go into
 ``metadata``. A sample that cannot be scored (invalid for the verifier, verifier failed, server error)
 gets ``None`` — never a made-up reward — so TRL leaves it out of that reward's mean.
+
+Recipe rewards are composed by :func:`safework.verifiers.recipe.compose` whichever way the verifiers run:
+a local :class:`Recipe` / :class:`RecipeScorer`, a :class:`RewardClient` in recipe mode (the server composes
+with the same function and sends the breakdown), or a client over named verifiers (an ad-hoc weighted sum,
+:meth:`LabelRecipe.weighted_sum`). So a local and a remote recipe reward are the same number.
 """
 
 from __future__ import annotations
@@ -21,9 +26,18 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from safework.core.errors import RpcError
+from safework.core.errors import ConfigError, RpcError
 from safework.core.types import VerifierScore
 from safework.verifiers.base import Verifier, VerifierInputError, VerifierItem
+from safework.verifiers.failure import ScoreError
+from safework.verifiers.recipe import (
+    LabelRecipe,
+    Recipe,
+    RecipeScorer,
+    RewardBreakdown,
+    compose,
+    task_label_of,
+)
 from safework.verifiers.server.client import RewardClient
 
 log = logging.getLogger("safework.verifiers.trl")
@@ -98,22 +112,38 @@ def build_items(
 
 
 class RewardFunction:
-    """A TRL reward function over a verifier, an item scorer (a recipe) or a :class:`RewardClient`.
+    """A TRL reward function over a verifier, a recipe, an item scorer or a :class:`RewardClient`.
 
-    For a client, ``verifiers`` names the remote verifiers (empty: each item's task-label recipe); the
-    reward is the ``weights``-weighted sum of their scores (weight 1 each by default, spec §4: rewards are
-    additive), and ``None`` when any of them failed for that item.
+    - a :class:`Verifier`: its score;
+    - a :class:`Recipe` or :class:`RecipeScorer`: the recipe reward of each sample's ``task_label``;
+    - a client with no ``verifiers``: the server's recipe reward (same composition as the local recipe);
+    - a client with ``verifiers``: Σ ``weights[v]`` · score over them (weight 1 where not given), no format
+      term — composed by the same function, as an ad-hoc recipe;
+    - any other callable: the numbers it returns.
+
+    Recipe sources also give the full :class:`RewardBreakdown` per sample through :meth:`breakdowns`.
     """
 
     def __init__(
         self,
-        source: Verifier | RewardClient | ItemScorer,
+        source: Verifier | RewardClient | Recipe | RecipeScorer | ItemScorer,
         *,
         name: str | None = None,
         verifiers: Sequence[str] = (),
         weights: Mapping[str, float] | None = None,
         reference_column: str = "reference",
     ) -> None:
+        if isinstance(source, Recipe):
+            source = RecipeScorer(source)
+        recipe_mode = isinstance(source, RecipeScorer) or (isinstance(source, RewardClient) and not verifiers)
+        if weights and recipe_mode:
+            raise ConfigError(
+                "weights apply only to explicitly named remote verifiers; a recipe's weights come from the "
+                "recipe — edit the recipe file, or pass verifiers=[...] with weights"
+            )
+        unknown = set(weights or {}) - set(verifiers)
+        if unknown:
+            raise ConfigError(f"weights name {sorted(unknown)}, which are not in verifiers={list(verifiers)}")
         self.source, self.verifiers = source, tuple(verifiers)
         self.weights = dict(weights or {})
         self.reference_column = reference_column
@@ -122,7 +152,7 @@ class RewardFunction:
     def _default_name(self) -> str:
         if isinstance(self.source, Verifier):
             return f"{self.source.principle}_reward"
-        if isinstance(self.source, RewardClient):
+        if isinstance(self.source, RewardClient | RecipeScorer):
             return "_".join(self.verifiers or ("recipe",)) + "_reward"
         return getattr(self.source, "__name__", type(self.source).__name__)
 
@@ -135,11 +165,46 @@ class RewardFunction:
         items = build_items(prompts, completions, kwargs, self.reference_column)
         if not items:
             return []
-        if isinstance(self.source, RewardClient):
-            return self._remote(items)
+        if isinstance(self.source, RewardClient | RecipeScorer):
+            try:
+                breakdowns = self._breakdowns(items)
+            except RpcError as exc:
+                log.warning(
+                    "%s: the reward server failed (%s); %d samples abstain", self.__name__, exc, len(items)
+                )
+                return [None] * len(items)
+            for index, breakdown in enumerate(breakdowns):
+                if breakdown.error is not None:
+                    log.warning("%s: sample %d abstains (%s)", self.__name__, index, breakdown.error.message)
+            return [b.total for b in breakdowns]
         if isinstance(self.source, Verifier):
             return self._local(self.source, items)
         return [_as_float(value) for value in _checked(self.source(items), len(items), self.__name__)]
+
+    def breakdowns(
+        self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
+    ) -> list[RewardBreakdown]:
+        """The :class:`RewardBreakdown` behind each reward (recipe and client sources); a server that
+        cannot be reached raises :class:`RpcError` here instead of abstaining."""
+        return self._breakdowns(build_items(prompts, completions, kwargs, self.reference_column))
+
+    def _breakdowns(self, items: list[VerifierItem]) -> list[RewardBreakdown]:
+        if isinstance(self.source, RecipeScorer):
+            return self.source.score(items)
+        if not isinstance(self.source, RewardClient):
+            raise TypeError(f"{self.__name__}: breakdowns need a recipe or a reward server as the source")
+        if not self.verifiers:
+            return self.source.rewards(items)
+        adhoc = LabelRecipe.weighted_sum({n: self.weights.get(n, 1.0) for n in self.verifiers})
+        out = []
+        for item, result in zip(items, self.source.score(items, self.verifiers), strict=True):
+            scores: dict[str, float | ScoreError] = {
+                name: got.score if isinstance(got, VerifierScore) else got for name, got in result.items()
+            }
+            if result.error is not None and not result:  # the server ran none of them: say why
+                scores = dict.fromkeys(self.verifiers, result.error)
+            out.append(compose(task_label_of(item), adhoc, None, scores))
+        return out
 
     def _local(self, verifier: Verifier, items: list[VerifierItem]) -> list[float | None]:
         valid: list[int] = []
@@ -163,34 +228,6 @@ class RewardFunction:
             rewards[index] = score.score
         return rewards
 
-    def _remote(self, items: list[VerifierItem]) -> list[float | None]:
-        assert isinstance(self.source, RewardClient)
-        try:
-            results = self.source.score(items, self.verifiers)
-        except RpcError as exc:
-            log.warning(
-                "%s: the reward server failed (%s); %d samples abstain", self.__name__, exc, len(items)
-            )
-            return [None] * len(items)
-        rewards: list[float | None] = []
-        for index, result in enumerate(results):
-            if result.error is not None or not result:
-                rewards.append(None)
-                continue
-            failed = [f"{n}: {s.message}" for n, s in result.items() if not isinstance(s, VerifierScore)]
-            if failed:
-                log.warning("%s: sample %d abstains (%s)", self.__name__, index, "; ".join(failed))
-                rewards.append(None)
-                continue
-            rewards.append(
-                sum(
-                    self.weights.get(n, 1.0) * s.score
-                    for n, s in result.items()
-                    if isinstance(s, VerifierScore)
-                )
-            )
-        return rewards
-
 
 def _checked(values: Sequence[Any], expected: int, name: str) -> Sequence[Any]:
     if len(values) != expected:
@@ -207,7 +244,7 @@ def _as_float(value: float | VerifierScore | None) -> float | None:
 
 
 def reward_function(
-    source: Verifier | RewardClient | ItemScorer | str,
+    source: Verifier | RewardClient | Recipe | RecipeScorer | ItemScorer | str,
     *,
     name: str | None = None,
     verifiers: Sequence[str] = (),

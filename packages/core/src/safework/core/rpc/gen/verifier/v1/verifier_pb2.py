@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#safework/verifier/v1/verifier.proto\x12\x14safework.verifier.v1\"\xea\x01\n\tScoreItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x10\n\x08response\x18\x03 \x01(\t\x12\x16\n\treference\x18\x04 \x01(\tH\x00\x88\x01\x01\x12?\n\x08metadata\x18\x05 \x03(\x0b\x32-.safework.verifier.v1.ScoreItem.MetadataEntry\x12\x12\n\ntask_label\x18\x06 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\n_reference\"e\n\x0cScoreRequest\x12.\n\x05items\x18\x01 \x03(\x0b\x32\x1f.safework.verifier.v1.ScoreItem\x12\x11\n\tverifiers\x18\x02 \x03(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"b\n\x0cResultStatus\x12.\n\x04\x63ode\x18\x01 \x01(\x0e\x32 .safework.verifier.v1.ResultCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\"\xc3\x02\n\x0eVerifierResult\x12\x10\n\x08verifier\x18\x01 \x01(\t\x12\x11\n\tprinciple\x18\x02 \x01(\t\x12\r\n\x05label\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x01\x12Y\n\x13label_probabilities\x18\x05 \x03(\x0b\x32<.safework.verifier.v1.VerifierResult.LabelProbabilitiesEntry\x12\x12\n\ncategories\x18\x06 \x03(\t\x12\x10\n\x08raw_json\x18\x07 \x01(\t\x12\x32\n\x06status\x18\x08 \x01(\x0b\x32\".safework.verifier.v1.ResultStatus\x1a\x39\n\x17LabelProbabilitiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x97\x01\n\nItemResult\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\x35\n\x07results\x18\x03 \x03(\x0b\x32$.safework.verifier.v1.VerifierResult\x12\x32\n\x06status\x18\x04 \x01(\x0b\x32\".safework.verifier.v1.ResultStatus\"T\n\rScoreResponse\x12/\n\x05items\x18\x01 \x03(\x0b\x32 .safework.verifier.v1.ItemResult\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\xf7\x02\n\tTraceOpen\x12\x10\n\x08trace_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x11\n\tverifiers\x18\x03 \x03(\t\x12P\n\x11principle_weights\x18\x04 \x03(\x0b\x32\x35.safework.verifier.v1.TraceOpen.PrincipleWeightsEntry\x12?\n\x08metadata\x18\x05 \x03(\x0b\x32-.safework.verifier.v1.TraceOpen.MetadataEntry\x12\x12\n\ntask_label\x18\x06 \x01(\t\x12\x16\n\treference\x18\x07 \x01(\tH\x00\x88\x01\x01\x1a\x37\n\x15PrincipleWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\n_reference\"R\n\nStepAppend\x12\x10\n\x08trace_id\x18\x01 \x01(\t\x12\x12\n\nstep_index\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x10\n\x08is_final\x18\x04 \x01(\x08\"\x1e\n\nTraceClose\x12\x10\n\x08trace_id\x18\x01 \x01(\t\"\xb1\x01\n\x11ScoreStepsRequest\x12/\n\x04open\x18\x01 \x01(\x0b\x32\x1f.safework.verifier.v1.TraceOpenH\x00\x12\x30\n\x04step\x18\x02 \x01(\x0b\x32 .safework.verifier.v1.StepAppendH\x00\x12\x31\n\x05\x63lose\x18\x03 \x01(\x0b\x32 .safework.verifier.v1.TraceCloseH\x00\x42\x06\n\x04kind\"\xb4\x01\n\x12ScoreStepsResponse\x12\x10\n\x08trace_id\x18\x01 \x01(\t\x12\x12\n\nstep_index\x18\x02 \x01(\r\x12\x35\n\x07results\x18\x03 \x03(\x0b\x32$.safework.verifier.v1.VerifierResult\x12\r\n\x05value\x18\x04 \x01(\x01\x12\x32\n\x06status\x18\x05 \x01(\x0b\x32\".safework.verifier.v1.ResultStatus\"\x16\n\x14ListVerifiersRequest\"\xa6\x02\n\x0cVerifierInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tprinciple\x18\x02 \x01(\t\x12\x0e\n\x06labels\x18\x03 \x03(\t\x12I\n\x0clabel_scores\x18\x04 \x03(\x0b\x32\x33.safework.verifier.v1.VerifierInfo.LabelScoresEntry\x12\x16\n\x0esupports_steps\x18\x05 \x01(\x08\x12\r\n\x05ready\x18\x06 \x01(\x08\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x1a\n\x12requires_reference\x18\t \x01(\x08\x1a\x32\n\x10LabelScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"u\n\x0cServerLimits\x12\x1d\n\x15max_items_per_request\x18\x01 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x02 \x01(\x04\x12\x16\n\x0emax_batch_size\x18\x03 \x01(\r\x12\x13\n\x0bmax_wait_ms\x18\x04 \x01(\x01\"\x82\x01\n\x15ListVerifiersResponse\x12\x35\n\tverifiers\x18\x01 \x03(\x0b\x32\".safework.verifier.v1.VerifierInfo\x12\x32\n\x06limits\x18\x02 \x01(\x0b\x32\".safework.verifier.v1.ServerLimits*\xfd\x01\n\nResultCode\x12\x1b\n\x17RESULT_CODE_UNSPECIFIED\x10\x00\x12\x12\n\x0eRESULT_CODE_OK\x10\x01\x12\"\n\x1eRESULT_CODE_VERIFIER_NOT_FOUND\x10\x02\x12\x1b\n\x17RESULT_CODE_NO_VERIFIER\x10\x03\x12\x1c\n\x18RESULT_CODE_INVALID_ITEM\x10\x04\x12\x1f\n\x1bRESULT_CODE_VERIFIER_FAILED\x10\x05\x12!\n\x1dRESULT_CODE_DEADLINE_EXCEEDED\x10\x06\x12\x1b\n\x17RESULT_CODE_UNAVAILABLE\x10\x07\x32\xb2\x02\n\x0fVerifierService\x12P\n\x05Score\x12\".safework.verifier.v1.ScoreRequest\x1a#.safework.verifier.v1.ScoreResponse\x12\x63\n\nScoreSteps\x12\'.safework.verifier.v1.ScoreStepsRequest\x1a(.safework.verifier.v1.ScoreStepsResponse(\x01\x30\x01\x12h\n\rListVerifiers\x12*.safework.verifier.v1.ListVerifiersRequest\x1a+.safework.verifier.v1.ListVerifiersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#safework/verifier/v1/verifier.proto\x12\x14safework.verifier.v1\"\xea\x01\n\tScoreItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x10\n\x08response\x18\x03 \x01(\t\x12\x16\n\treference\x18\x04 \x01(\tH\x00\x88\x01\x01\x12?\n\x08metadata\x18\x05 \x03(\x0b\x32-.safework.verifier.v1.ScoreItem.MetadataEntry\x12\x12\n\ntask_label\x18\x06 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\n_reference\"e\n\x0cScoreRequest\x12.\n\x05items\x18\x01 \x03(\x0b\x32\x1f.safework.verifier.v1.ScoreItem\x12\x11\n\tverifiers\x18\x02 \x03(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"b\n\x0cResultStatus\x12.\n\x04\x63ode\x18\x01 \x01(\x0e\x32 .safework.verifier.v1.ResultCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\"\xc3\x02\n\x0eVerifierResult\x12\x10\n\x08verifier\x18\x01 \x01(\t\x12\x11\n\tprinciple\x18\x02 \x01(\t\x12\r\n\x05label\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x01\x12Y\n\x13label_probabilities\x18\x05 \x03(\x0b\x32<.safework.verifier.v1.VerifierResult.LabelProbabilitiesEntry\x12\x12\n\ncategories\x18\x06 \x03(\t\x12\x10\n\x08raw_json\x18\x07 \x01(\t\x12\x32\n\x06status\x18\x08 \x01(\x0b\x32\".safework.verifier.v1.ResultStatus\x1a\x39\n\x17LabelProbabilitiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xce\x01\n\nItemResult\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\x35\n\x07results\x18\x03 \x03(\x0b\x32$.safework.verifier.v1.VerifierResult\x12\x32\n\x06status\x18\x04 \x01(\x0b\x32\".safework.verifier.v1.ResultStatus\x12\x35\n\x06reward\x18\x05 \x01(\x0b\x32%.safework.verifier.v1.RewardBreakdown\"b\n\x0fRewardComponent\x12\x10\n\x08verifier\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x01\x12\x12\n\x05score\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x0f\n\x07missing\x18\x04 \x01(\x08\x42\x08\n\x06_score\"\xba\x02\n\x0fRewardBreakdown\x12\x32\n\x06status\x18\x01 \x01(\x0b\x32\".safework.verifier.v1.ResultStatus\x12\x12\n\x05total\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\ntask_label\x18\x03 \x01(\t\x12\x13\n\x0bknown_label\x18\x04 \x01(\x08\x12\x17\n\x0f\x66ormat_verifier\x18\x05 \x01(\t\x12\x15\n\rformat_weight\x18\x06 \x01(\x01\x12\x19\n\x0c\x66ormat_score\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x39\n\ncomponents\x18\x08 \x03(\x0b\x32%.safework.verifier.v1.RewardComponent\x12\x15\n\rrecipe_source\x18\t \x01(\tB\x08\n\x06_totalB\x0f\n\r_format_score\"T\n\rScoreResponse\x12/\n\x05items\x18\x01 \x03(\x0b\x32 .safework.verifier.v1.ItemResult\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\xf7\x02\n\tTraceOpen\x12\x10\n\x08trace_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x11\n\tverifiers\x18\x03 \x03(\t\x12P\n\x11principle_weights\x18\x04 \x03(\x0b\x32\x35.safework.verifier.v1.TraceOpen.PrincipleWeightsEntry\x12?\n\x08metadata\x18\x05 \x03(\x0b\x32-.safework.verifier.v1.TraceOpen.MetadataEntry\x12\x12\n\ntask_label\x18\x06 \x01(\t\x12\x16\n\treference\x18\x07 \x01(\tH\x00\x88\x01\x01\x1a\x37\n\x15PrincipleWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\n_reference\"R\n\nStepAppend\x12\x10\n\x08trace_id\x18\x01 \x01(\t\x12\x12\n\nstep_index\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x10\n\x08is_final\x18\x04 \x01(\x08\"\x1e\n\nTraceClose\x12\x10\n\x08trace_id\x18\x01 \x01(\t\"\xb1\x01\n\x11ScoreStepsRequest\x12/\n\x04open\x18\x01 \x01(\x0b\x32\x1f.safework.verifier.v1.TraceOpenH\x00\x12\x30\n\x04step\x18\x02 \x01(\x0b\x32 .safework.verifier.v1.StepAppendH\x00\x12\x31\n\x05\x63lose\x18\x03 \x01(\x0b\x32 .safework.verifier.v1.TraceCloseH\x00\x42\x06\n\x04kind\"\xb4\x01\n\x12ScoreStepsResponse\x12\x10\n\x08trace_id\x18\x01 \x01(\t\x12\x12\n\nstep_index\x18\x02 \x01(\r\x12\x35\n\x07results\x18\x03 \x03(\x0b\x32$.safework.verifier.v1.VerifierResult\x12\r\n\x05value\x18\x04 \x01(\x01\x12\x32\n\x06status\x18\x05 \x01(\x0b\x32\".safework.verifier.v1.ResultStatus\"\x16\n\x14ListVerifiersRequest\"\xa6\x02\n\x0cVerifierInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tprinciple\x18\x02 \x01(\t\x12\x0e\n\x06labels\x18\x03 \x03(\t\x12I\n\x0clabel_scores\x18\x04 \x03(\x0b\x32\x33.safework.verifier.v1.VerifierInfo.LabelScoresEntry\x12\x16\n\x0esupports_steps\x18\x05 \x01(\x08\x12\r\n\x05ready\x18\x06 \x01(\x08\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x1a\n\x12requires_reference\x18\t \x01(\x08\x1a\x32\n\x10LabelScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"u\n\x0cServerLimits\x12\x1d\n\x15max_items_per_request\x18\x01 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x02 \x01(\x04\x12\x16\n\x0emax_batch_size\x18\x03 \x01(\r\x12\x13\n\x0bmax_wait_ms\x18\x04 \x01(\x01\"\x82\x01\n\x15ListVerifiersResponse\x12\x35\n\tverifiers\x18\x01 \x03(\x0b\x32\".safework.verifier.v1.VerifierInfo\x12\x32\n\x06limits\x18\x02 \x01(\x0b\x32\".safework.verifier.v1.ServerLimits*\xfd\x01\n\nResultCode\x12\x1b\n\x17RESULT_CODE_UNSPECIFIED\x10\x00\x12\x12\n\x0eRESULT_CODE_OK\x10\x01\x12\"\n\x1eRESULT_CODE_VERIFIER_NOT_FOUND\x10\x02\x12\x1b\n\x17RESULT_CODE_NO_VERIFIER\x10\x03\x12\x1c\n\x18RESULT_CODE_INVALID_ITEM\x10\x04\x12\x1f\n\x1bRESULT_CODE_VERIFIER_FAILED\x10\x05\x12!\n\x1dRESULT_CODE_DEADLINE_EXCEEDED\x10\x06\x12\x1b\n\x17RESULT_CODE_UNAVAILABLE\x10\x07\x32\xb2\x02\n\x0fVerifierService\x12P\n\x05Score\x12\".safework.verifier.v1.ScoreRequest\x1a#.safework.verifier.v1.ScoreResponse\x12\x63\n\nScoreSteps\x12\'.safework.verifier.v1.ScoreStepsRequest\x1a(.safework.verifier.v1.ScoreStepsResponse(\x01\x30\x01\x12h\n\rListVerifiers\x12*.safework.verifier.v1.ListVerifiersRequest\x1a+.safework.verifier.v1.ListVerifiersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,8 +41,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRACEOPEN_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_VERIFIERINFO_LABELSCORESENTRY']._loaded_options = None
   _globals['_VERIFIERINFO_LABELSCORESENTRY']._serialized_options = b'8\001'
-  _globals['_RESULTCODE']._serialized_start=2498
-  _globals['_RESULTCODE']._serialized_end=2751
+  _globals['_RESULTCODE']._serialized_start=2970
+  _globals['_RESULTCODE']._serialized_end=3223
   _globals['_SCOREITEM']._serialized_start=62
   _globals['_SCOREITEM']._serialized_end=296
   _globals['_SCOREITEM_METADATAENTRY']._serialized_start=235
@@ -56,33 +56,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VERIFIERRESULT_LABELPROBABILITIESENTRY']._serialized_start=768
   _globals['_VERIFIERRESULT_LABELPROBABILITIESENTRY']._serialized_end=825
   _globals['_ITEMRESULT']._serialized_start=828
-  _globals['_ITEMRESULT']._serialized_end=979
-  _globals['_SCORERESPONSE']._serialized_start=981
-  _globals['_SCORERESPONSE']._serialized_end=1065
-  _globals['_TRACEOPEN']._serialized_start=1068
-  _globals['_TRACEOPEN']._serialized_end=1443
-  _globals['_TRACEOPEN_PRINCIPLEWEIGHTSENTRY']._serialized_start=1325
-  _globals['_TRACEOPEN_PRINCIPLEWEIGHTSENTRY']._serialized_end=1380
+  _globals['_ITEMRESULT']._serialized_end=1034
+  _globals['_REWARDCOMPONENT']._serialized_start=1036
+  _globals['_REWARDCOMPONENT']._serialized_end=1134
+  _globals['_REWARDBREAKDOWN']._serialized_start=1137
+  _globals['_REWARDBREAKDOWN']._serialized_end=1451
+  _globals['_SCORERESPONSE']._serialized_start=1453
+  _globals['_SCORERESPONSE']._serialized_end=1537
+  _globals['_TRACEOPEN']._serialized_start=1540
+  _globals['_TRACEOPEN']._serialized_end=1915
+  _globals['_TRACEOPEN_PRINCIPLEWEIGHTSENTRY']._serialized_start=1797
+  _globals['_TRACEOPEN_PRINCIPLEWEIGHTSENTRY']._serialized_end=1852
   _globals['_TRACEOPEN_METADATAENTRY']._serialized_start=235
   _globals['_TRACEOPEN_METADATAENTRY']._serialized_end=282
-  _globals['_STEPAPPEND']._serialized_start=1445
-  _globals['_STEPAPPEND']._serialized_end=1527
-  _globals['_TRACECLOSE']._serialized_start=1529
-  _globals['_TRACECLOSE']._serialized_end=1559
-  _globals['_SCORESTEPSREQUEST']._serialized_start=1562
-  _globals['_SCORESTEPSREQUEST']._serialized_end=1739
-  _globals['_SCORESTEPSRESPONSE']._serialized_start=1742
-  _globals['_SCORESTEPSRESPONSE']._serialized_end=1922
-  _globals['_LISTVERIFIERSREQUEST']._serialized_start=1924
-  _globals['_LISTVERIFIERSREQUEST']._serialized_end=1946
-  _globals['_VERIFIERINFO']._serialized_start=1949
-  _globals['_VERIFIERINFO']._serialized_end=2243
-  _globals['_VERIFIERINFO_LABELSCORESENTRY']._serialized_start=2193
-  _globals['_VERIFIERINFO_LABELSCORESENTRY']._serialized_end=2243
-  _globals['_SERVERLIMITS']._serialized_start=2245
-  _globals['_SERVERLIMITS']._serialized_end=2362
-  _globals['_LISTVERIFIERSRESPONSE']._serialized_start=2365
-  _globals['_LISTVERIFIERSRESPONSE']._serialized_end=2495
-  _globals['_VERIFIERSERVICE']._serialized_start=2754
-  _globals['_VERIFIERSERVICE']._serialized_end=3060
+  _globals['_STEPAPPEND']._serialized_start=1917
+  _globals['_STEPAPPEND']._serialized_end=1999
+  _globals['_TRACECLOSE']._serialized_start=2001
+  _globals['_TRACECLOSE']._serialized_end=2031
+  _globals['_SCORESTEPSREQUEST']._serialized_start=2034
+  _globals['_SCORESTEPSREQUEST']._serialized_end=2211
+  _globals['_SCORESTEPSRESPONSE']._serialized_start=2214
+  _globals['_SCORESTEPSRESPONSE']._serialized_end=2394
+  _globals['_LISTVERIFIERSREQUEST']._serialized_start=2396
+  _globals['_LISTVERIFIERSREQUEST']._serialized_end=2418
+  _globals['_VERIFIERINFO']._serialized_start=2421
+  _globals['_VERIFIERINFO']._serialized_end=2715
+  _globals['_VERIFIERINFO_LABELSCORESENTRY']._serialized_start=2665
+  _globals['_VERIFIERINFO_LABELSCORESENTRY']._serialized_end=2715
+  _globals['_SERVERLIMITS']._serialized_start=2717
+  _globals['_SERVERLIMITS']._serialized_end=2834
+  _globals['_LISTVERIFIERSRESPONSE']._serialized_start=2837
+  _globals['_LISTVERIFIERSRESPONSE']._serialized_end=2967
+  _globals['_VERIFIERSERVICE']._serialized_start=3226
+  _globals['_VERIFIERSERVICE']._serialized_end=3532
 # @@protoc_insertion_point(module_scope)

@@ -97,16 +97,52 @@ class VerifierResult(_message.Message):
     def __init__(self, verifier: _Optional[str] = ..., principle: _Optional[str] = ..., label: _Optional[str] = ..., score: _Optional[float] = ..., label_probabilities: _Optional[_Mapping[str, float]] = ..., categories: _Optional[_Iterable[str]] = ..., raw_json: _Optional[str] = ..., status: _Optional[_Union[ResultStatus, _Mapping]] = ...) -> None: ...
 
 class ItemResult(_message.Message):
-    __slots__ = ("item_id", "index", "results", "status")
+    __slots__ = ("item_id", "index", "results", "status", "reward")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    REWARD_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     index: int
     results: _containers.RepeatedCompositeFieldContainer[VerifierResult]
     status: ResultStatus
-    def __init__(self, item_id: _Optional[str] = ..., index: _Optional[int] = ..., results: _Optional[_Iterable[_Union[VerifierResult, _Mapping]]] = ..., status: _Optional[_Union[ResultStatus, _Mapping]] = ...) -> None: ...
+    reward: RewardBreakdown
+    def __init__(self, item_id: _Optional[str] = ..., index: _Optional[int] = ..., results: _Optional[_Iterable[_Union[VerifierResult, _Mapping]]] = ..., status: _Optional[_Union[ResultStatus, _Mapping]] = ..., reward: _Optional[_Union[RewardBreakdown, _Mapping]] = ...) -> None: ...
+
+class RewardComponent(_message.Message):
+    __slots__ = ("verifier", "weight", "score", "missing")
+    VERIFIER_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    verifier: str
+    weight: float
+    score: float
+    missing: bool
+    def __init__(self, verifier: _Optional[str] = ..., weight: _Optional[float] = ..., score: _Optional[float] = ..., missing: _Optional[bool] = ...) -> None: ...
+
+class RewardBreakdown(_message.Message):
+    __slots__ = ("status", "total", "task_label", "known_label", "format_verifier", "format_weight", "format_score", "components", "recipe_source")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    TASK_LABEL_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_LABEL_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_VERIFIER_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_SCORE_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    RECIPE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    status: ResultStatus
+    total: float
+    task_label: str
+    known_label: bool
+    format_verifier: str
+    format_weight: float
+    format_score: float
+    components: _containers.RepeatedCompositeFieldContainer[RewardComponent]
+    recipe_source: str
+    def __init__(self, status: _Optional[_Union[ResultStatus, _Mapping]] = ..., total: _Optional[float] = ..., task_label: _Optional[str] = ..., known_label: _Optional[bool] = ..., format_verifier: _Optional[str] = ..., format_weight: _Optional[float] = ..., format_score: _Optional[float] = ..., components: _Optional[_Iterable[_Union[RewardComponent, _Mapping]]] = ..., recipe_source: _Optional[str] = ...) -> None: ...
 
 class ScoreResponse(_message.Message):
     __slots__ = ("items", "request_id")
