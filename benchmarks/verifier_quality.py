@@ -51,28 +51,60 @@ def evaluate(name: str, verifier: Any, seed: int) -> tuple[list[list[str]], list
         balanced = sum(head["per_group"][g]["accuracy"] for g in in_scope) / len(in_scope)
         kw_bal = sum(kw["per_group"][g]["accuracy"] for g in in_scope) / len(in_scope) if kw else None
         rows.append([name, "balanced over the 3 acceptance groups", "", pct(balanced), pct(kw_bal)])
-    rows.append([name, f"balanced over all groups (best constant '{head['best_constant_label']}' "
-                 f"{pct(head['best_constant'])})", "", pct(head["balanced_accuracy"]),
-                 pct(kw["balanced_accuracy"]) if kw else "-"])  # fmt: skip
+    rows.append(
+        [
+            name,
+            f"balanced over all groups (best constant '{head['best_constant_label']}' "
+            f"{pct(head['best_constant'])})",
+            "",
+            pct(head["balanced_accuracy"]),
+            pct(kw["balanced_accuracy"]) if kw else "-",
+        ]
+    )
     if name == "safety":
         human, kw_human = human_binary(examples, predicted), human_binary(examples, rules or [])
-        rows.append([name, f"human-labelled unsafe vs not: accuracy (majority '{human['majority_label']}' "
-                     f"{pct(human['majority_accuracy'])})", str(human["n"]), pct(human["accuracy"]),
-                     pct(kw_human["accuracy"])])  # fmt: skip
-        rows.append([name, "human-labelled unsafe vs not: balanced accuracy / macro-F1", str(human["n"]),
-                     f"{pct(human['balanced_accuracy'])} / {pct(human['macro_f1'])}",
-                     f"{pct(kw_human['balanced_accuracy'])} / {pct(kw_human['macro_f1'])}"])  # fmt: skip
+        rows.append(
+            [
+                name,
+                f"human-labelled unsafe vs not: accuracy (majority '{human['majority_label']}' "
+                f"{pct(human['majority_accuracy'])})",
+                str(human["n"]),
+                pct(human["accuracy"]),
+                pct(kw_human["accuracy"]),
+            ]
+        )
+        rows.append(
+            [
+                name,
+                "human-labelled unsafe vs not: balanced accuracy / macro-F1",
+                str(human["n"]),
+                f"{pct(human['balanced_accuracy'])} / {pct(human['macro_f1'])}",
+                f"{pct(kw_human['balanced_accuracy'])} / {pct(kw_human['macro_f1'])}",
+            ]
+        )
     figures = quality(examples, predicted, corpus.labels)
-    per_class = [[name, label, str(stats["count"]), pct(stats["precision"]), pct(stats["recall"]), pct(stats["f1"])]
-                 for label, stats in figures["per_class"].items() if stats["count"]]  # fmt: skip
-    per_class.append([name, f"exact-label accuracy {pct(figures['accuracy'])}, macro-F1 {pct(figures['macro_f1'])}",
-                      str(figures["n_exact"]), f"majority '{figures['majority_label']}'",
-                      pct(figures["majority_accuracy"]), "-"])  # fmt: skip
+    per_class = [
+        [name, label, str(stats["count"]), pct(stats["precision"]), pct(stats["recall"]), pct(stats["f1"])]
+        for label, stats in figures["per_class"].items()
+        if stats["count"]
+    ]
+    per_class.append(
+        [
+            name,
+            f"exact-label accuracy {pct(figures['accuracy'])}, macro-F1 {pct(figures['macro_f1'])}",
+            str(figures["n_exact"]),
+            f"majority '{figures['majority_label']}'",
+            pct(figures["majority_accuracy"]),
+            "-",
+        ]
+    )
     meta = verifier.metadata
-    note = (f"- {name}: {meta['counts']['train']} training pairs, {len(examples)} evaluation pairs, data "
-            f"{meta['data_hash'][:12]}, seed {meta['seed']}; cold training {meta['seconds']['total']} s "
-            f"(embedding {meta['seconds']['embedding']} s, fit {meta['seconds']['fit']} s); scoring "
-            f"{len(examples) / seconds:.0f} items/s through verifier(items)")  # fmt: skip
+    note = (
+        f"- {name}: {meta['counts']['train']} training pairs, {len(examples)} evaluation pairs, data "
+        f"{meta['data_hash'][:12]}, seed {meta['seed']}; cold training {meta['seconds']['total']} s "
+        f"(embedding {meta['seconds']['embedding']} s, fit {meta['seconds']['fit']} s); scoring "
+        f"{len(examples) / seconds:.0f} items/s through verifier(items)"
+    )
     return rows, per_class, note
 
 
@@ -97,19 +129,24 @@ def main() -> None:
         all_rows += rows
         all_classes += classes
         notes.append(note)
-    print_table("realistic evaluation set: accuracy per group (prediction in the allowed labels)", group_headers,
-                all_rows)  # fmt: skip
+    print_table(
+        "realistic evaluation set: accuracy per group (prediction in the allowed labels)",
+        group_headers,
+        all_rows,
+    )
     print_table(
         "exact-labelled pairs: per class, with the majority-class baseline", class_headers, all_classes
     )
     for note in notes:
         print(note)
-    text = "\n\n".join([
-        f"### Verifier quality (seed {args.seed}; {machine_label(torch.get_num_threads())})",
-        markdown(group_headers, all_rows),
-        markdown(class_headers, all_classes),
-        "\n".join(notes),
-    ])  # fmt: skip
+    text = "\n\n".join(
+        [
+            f"### Verifier quality (seed {args.seed}; {machine_label(torch.get_num_threads())})",
+            markdown(group_headers, all_rows),
+            markdown(class_headers, all_classes),
+            "\n".join(notes),
+        ]
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")
     print(f"markdown written to {args.out}")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,28 +11,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def build_wheel(package: str, out: Path) -> zipfile.ZipFile:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(out),
-            str(REPO / "packages" / package),
-        ],
-        check=True,
-    )
-    (wheel,) = out.glob(f"safework_{package}-*.whl")
-    return zipfile.ZipFile(wheel)
-
-
 @pytest.mark.parametrize("package", ["verifiers", "rl", "watermark"])
-def test_plugin_packages_build_alone_with_their_entry_point(package: str, tmp_path: Path) -> None:
+def test_plugin_packages_build_alone_with_their_entry_point(
+    package: str, tmp_path: Path, build_wheel: Callable[[str, Path], zipfile.ZipFile]
+) -> None:
     wheel = build_wheel(package, tmp_path)
     names = wheel.namelist()
     assert f"safework/{package}/plugin.py" in names
@@ -44,7 +25,9 @@ def test_plugin_packages_build_alone_with_their_entry_point(package: str, tmp_pa
     assert f"{package} = safework.{package}.plugin" in wheel.read(entry_points).decode()
 
 
-def test_core_wheel_ships_native_sources_and_cli(tmp_path: Path) -> None:
+def test_core_wheel_ships_native_sources_and_cli(
+    tmp_path: Path, build_wheel: Callable[[str, Path], zipfile.ZipFile]
+) -> None:
     wheel = build_wheel("core", tmp_path)
     names = set(wheel.namelist())
     shipped = {n.removeprefix("safework/core/csrc/") for n in names if n.startswith("safework/core/csrc/")}

@@ -71,7 +71,7 @@ def well_formed(response: str) -> bool:
 
 
 def build(think: str | None, answer: str) -> str:
-    """A response in the format: ``<think>\\n{think}\\n</think>\\n{answer}`` (plain answer when think is None)."""
+    """``<think>\\n{think}\\n</think>\\n{answer}``, or the plain answer when think is None."""
     if think is None:
         return answer
     return f"{THINK_OPEN}\n{think.strip()}\n{THINK_CLOSE}\n{answer.strip()}"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -52,13 +52,29 @@ def plugins_command(as_json: bool) -> None:
 
 # -- helpers for package commands -------------------------------------------------------------------------
 MAX_REPORTED_LINES = 10
+T = TypeVar("T")
 
 
-def read_jsonl(path: Path, *, example: str = '{"prompt": "..."}') -> list[dict[str, Any]]:
-    """Every non-blank line of a JSONL file as a JSON object; all bad lines are reported in one error.
+def _json_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"a JSON {type(value).__name__}, not an object")
+    return value
 
-    Raises ConfigError naming the file, each bad line (up to ten) and the expected shape (``example``), or
-    saying the file is missing, not UTF-8 or empty, so a command never runs on half of its input.
+
+def read_jsonl_lines(
+    path: Path,
+    parse: Callable[[Any], T],
+    *,
+    example: str = '{"prompt": "..."}',
+    action: str = "read",
+) -> list[tuple[int, T]]:
+    """``(line number, parse(value))`` for every non-blank line of a JSONL file; all bad lines in one error.
+
+    ``parse`` gets each line's JSON value and raises ValueError to mark the line bad (its message follows
+    ``line N: ``), so a caller's own field checks are reported together with invalid JSON. Raises
+    ConfigError naming the file, each bad line (up to ten), that nothing was ``action`` and the expected
+    shape (``example``), or saying the file is missing, not UTF-8 or empty, so a command never runs on half
+    of its input.
     """
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -68,30 +84,36 @@ def read_jsonl(path: Path, *, example: str = '{"prompt": "..."}') -> list[dict[s
         ) from None
     except (IsADirectoryError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not a UTF-8 text file ({exc}); pass a JSONL file") from None
-    records: list[dict[str, Any]] = []
+    records: list[tuple[int, T]] = []
     errors: list[str] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            records.append((number, parse(json.loads(line))))
         except json.JSONDecodeError as exc:
             errors.append(f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        if not isinstance(obj, dict):
-            errors.append(f"line {number}: a JSON {type(obj).__name__}, not an object")
-            continue
-        records.append(obj)
+        except ValueError as exc:
+            errors.append(f"line {number}: {exc}")
     if errors:
         shown = errors[:MAX_REPORTED_LINES]
         more = f"; and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
         raise ConfigError(
-            f"{path}: {len(errors)} bad line(s): " + "; ".join(shown) + more + f". Fix: write one JSON "
-            f"object per line, like {example}"
+            f"{path}: {len(errors)} bad line(s), nothing {action}: "
+            + "; ".join(shown)
+            + more
+            + f". Fix: write one JSON object per line, like {example}"
         )
     if not records:
-        raise ConfigError(f"{path} is empty; write one JSON object per line, like {example}")
+        raise ConfigError(
+            f"{path} is empty (it holds no items); write one JSON object per line, like {example}"
+        )
     return records
+
+
+def read_jsonl(path: Path, *, example: str = '{"prompt": "..."}') -> list[dict[str, Any]]:
+    """Every non-blank line of a JSONL file as a JSON object (see ``read_jsonl_lines`` for the errors)."""
+    return [record for _, record in read_jsonl_lines(path, _json_object, example=example)]
 
 
 def split_choices(text: str, choices: Sequence[str], option: str) -> list[str]:

@@ -209,7 +209,9 @@ def _harmful_pairs() -> list[tuple[str, str, str]]:
 
 def _harmful_case(label: str, row: tuple[str, str, str]) -> ProbeCase:
     prompt, response, source = row
-    think = "This touches on something that could cause harm, so I address it safely, without harmful details."
+    think = (
+        "This touches on something that could cause harm, so I address it safely, without harmful details."
+    )
     return ProbeCase(label, prompt, think, response, None, {"query_type": "harmful"}, source)
 
 
@@ -223,9 +225,11 @@ def _sensitive_benign_rows() -> list[tuple[str, str, str]]:
 
 
 def _value_case(label: str, row: tuple[str, str, str]) -> ProbeCase:
-    """Value-labelled prompts are value-laden but legitimate: refusing them fails the user (a "bad" answer)."""
+    """Value-labelled prompts are value-laden but legitimate: refusing one fails the user (a bad answer)."""
     prompt, response, source = row
-    think = "The topic sounds sensitive, but the question is legitimate; I answer it helpfully and responsibly."
+    think = (
+        "The topic sounds sensitive, but the question is legitimate; I answer it helpfully and responsibly."
+    )
     return ProbeCase(label, prompt, think, response, None, {"query_type": "benign"}, source)
 
 

@@ -14,14 +14,15 @@ from typing import Any
 
 import click
 
+from safework.core.cli import read_jsonl_lines
 from safework.core.console import print_json, print_table
-from safework.core.errors import SafeworkError
+from safework.core.errors import ConfigError, SafeworkError
 from safework.verifiers.base import VerifierInputError, VerifierItem
 
 MAX_REPORTED_ERRORS = 10
 
 
-def _item_from(obj: Any, line: int) -> tuple[VerifierItem, str | None]:
+def _item_from(obj: Any) -> tuple[VerifierItem, str | None]:
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
     missing = [key for key in ("prompt", "response") if key not in obj]
@@ -52,31 +53,15 @@ def _item_from(obj: Any, line: int) -> tuple[VerifierItem, str | None]:
 
 def read_items(path: Path) -> list[tuple[int, VerifierItem]]:
     """(line number, item) for every non-blank line; all bad lines are reported in one error."""
-    items: list[tuple[int, VerifierItem]] = []
-    errors: list[str] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                errors.append(f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})")
-                continue
-            try:
-                items.append((number, _item_from(obj, number)[0]))
-            except (ValueError, VerifierInputError) as exc:
-                errors.append(f"line {number}: {exc}")
-    if errors:
-        shown = errors[:MAX_REPORTED_ERRORS]
-        more = f"\n... and {len(errors) - len(shown)} more bad lines" if len(errors) > len(shown) else ""
-        raise click.ClickException(
-            f"{path}: {len(errors)} bad line(s), nothing scored:\n" + "\n".join(shown) + more + "\n"
-            'Each line must be a JSON object like {"prompt": "...", "response": "...", "reference": "..."}.'
+    try:
+        return read_jsonl_lines(
+            path,
+            lambda obj: _item_from(obj)[0],
+            example='{"prompt": "...", "response": "...", "reference": "..."}',
+            action="scored",
         )
-    if not items:
-        raise click.ClickException(f"{path} holds no items; write one JSON object per line")
-    return items
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:

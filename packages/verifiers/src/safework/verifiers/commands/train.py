@@ -1,4 +1,4 @@
-"""``safework verifiers train safety|value|normal``: (re)train a neural verifier head, show held-out figures."""
+"""``safework verifiers train safety|value|normal``: (re)train a neural verifier head, show its figures."""
 
 from __future__ import annotations
 
@@ -19,22 +19,34 @@ def _rows(metadata: dict[str, Any]) -> list[list[str]]:
     keyword = figures.get("keyword", {})
     groups = figures["groups"]
     rows = [
-        ["accuracy (exact labels)", _fmt(figures["accuracy"]),
-         f"majority '{figures['majority_label']}' {_fmt(figures['majority_accuracy'])}", _fmt(keyword.get("accuracy", "-"))],
+        [
+            "accuracy (exact labels)",
+            _fmt(figures["accuracy"]),
+            f"majority '{figures['majority_label']}' {_fmt(figures['majority_accuracy'])}",
+            _fmt(keyword.get("accuracy", "-")),
+        ],
         ["macro-F1 (exact labels)", _fmt(figures["macro_f1"]), "-", _fmt(keyword.get("macro_f1", "-"))],
-        ["balanced accuracy over groups", _fmt(groups["balanced_accuracy"]),
-         f"constant '{groups['best_constant_label']}' {_fmt(groups['best_constant'])}",
-         _fmt(keyword.get("groups", {}).get("balanced_accuracy", "-"))],
-    ]  # fmt: skip
+        [
+            "balanced accuracy over groups",
+            _fmt(groups["balanced_accuracy"]),
+            f"constant '{groups['best_constant_label']}' {_fmt(groups['best_constant'])}",
+            _fmt(keyword.get("groups", {}).get("balanced_accuracy", "-")),
+        ],
+    ]
     kw_groups = keyword.get("groups", {}).get("per_group", {})
     for name, group in groups["per_group"].items():
         kw = kw_groups.get(name, {}).get("accuracy", "-")
         rows.append([f"  {name} (n={group['n']})", _fmt(group["accuracy"]), "-", _fmt(kw)])
     human = figures.get("human_binary")
     if human and human.get("n"):
-        rows.append([f"human-labelled unsafe vs not (n={human['n']})", _fmt(human["balanced_accuracy"]),
-                     f"majority {_fmt(human['majority_accuracy'])}",
-                     _fmt(keyword.get("human_binary", {}).get("balanced_accuracy", "-"))])  # fmt: skip
+        rows.append(
+            [
+                f"human-labelled unsafe vs not (n={human['n']})",
+                _fmt(human["balanced_accuracy"]),
+                f"majority {_fmt(human['majority_accuracy'])}",
+                _fmt(keyword.get("human_binary", {}).get("balanced_accuracy", "-")),
+            ]
+        )
     return rows
 
 

@@ -1,4 +1,4 @@
-"""Neural verifiers on the frozen embedded MiniLM encoder (safety, value, normal), and the keyword baseline they are compared to."""
+"""Neural verifiers (safety, value, normal) on the frozen embedded MiniLM encoder; the keyword baseline."""
 
 from safework.verifiers.neural.keyword import KeywordSafetyVerifier
 from safework.verifiers.neural.normal import NormalVerifier

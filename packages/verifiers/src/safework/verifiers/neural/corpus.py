@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from safework.verifiers.labels import NORMAL, SAFETY, VALUE
@@ -50,16 +50,31 @@ HELDOUT_FRACTION = 0.2
 PRINCIPLES = ("safety", "value", "normal")
 HARMFUL_SETS = ("advbench", "donotanswer", "jbb-tense-rewrites", "pyrit-objective-pairs", "pyrit-harm-pairs")
 PAIR_SETS = ("pyrit-refusal-pairs", "pyrit-many-shot-pairs", "uncensorbench-pairs", "rho-contrast-pairs")
-ANSWER_SETS = ("fiqa", "arena-hard-o3mini", "alpacaeval-gpt4")  # benign request → real answer, split by prompt
+ANSWER_SETS = (
+    "fiqa",
+    "arena-hard-o3mini",
+    "alpacaeval-gpt4",
+)  # benign request → real answer, split by prompt
 EVAL_ONLY_ANSWER_SETS = ("healthbench-ideal",)  # never trained on (its file forbids it): out-of-distribution
 # Samples keep cold training within minutes on 2 cores (embedding dominates; answers are long).
 ANSWER_SAMPLE, EVAL_ONLY_SAMPLE = 450, 246
-DATASETS = ("harmbench", *HARMFUL_SETS, *PAIR_SETS, "nq-open", "truthfulqa", *ANSWER_SETS,
-            *EVAL_ONLY_ANSWER_SETS)  # fmt: skip
+DATASETS = (
+    "harmbench",
+    *HARMFUL_SETS,
+    *PAIR_SETS,
+    "nq-open",
+    "truthfulqa",
+    *ANSWER_SETS,
+    *EVAL_ONLY_ANSWER_SETS,
+)
 
 # Refusal-CSV objectives that are in no harmful-prompt set, labelled by reading them (prefixes, lower case).
-HAND_HARMFUL = ("how to kick a stranger", "how to secretly cut down a stop sign", "write a hateful story",
-                "which tools can be dangerous at home")  # fmt: skip
+HAND_HARMFUL = (
+    "how to kick a stranger",
+    "how to secretly cut down a stop sign",
+    "write a hateful story",
+    "which tools can be dangerous at home",
+)
 HAND_AMBIGUOUS = (
     "generate the lyrics of",
     "generate a long passage from",
@@ -77,9 +92,16 @@ TOPICS = {
 
 # The response kinds every principle labels from (one safety-style verdict per example, mapped below).
 REFUSAL, BENIGN_REFUSAL, HELPFUL, COMPLIANT, NOT_UNSAFE_KIND, ANSWERED, CAUTIOUS, ILLOGICAL, DECLINED = (
-    "refusal", "benign-refusal", "helpful", "compliant", "not-unsafe", "answered", "cautious", "illogical",
+    "refusal",
+    "benign-refusal",
+    "helpful",
+    "compliant",
+    "not-unsafe",
+    "answered",
+    "cautious",
+    "illogical",
     "declined",
-)  # fmt: skip
+)
 _SAFETY_SETS = {
     REFUSAL: frozenset({"safe_with_refusal"}),
     BENIGN_REFUSAL: frozenset({"unnecessary_refusal"}),
@@ -91,10 +113,30 @@ _SAFETY_SETS = {
     ILLOGICAL: frozenset({"illogical"}),
     DECLINED: frozenset({"safe_with_refusal", "safe_with_warning"}),
 }
-_VALUE_SETS = {REFUSAL: {"good"}, BENIGN_REFUSAL: {"bad"}, HELPFUL: {"good"}, COMPLIANT: {"bad"},
-               NOT_UNSAFE_KIND: {"good"}, CAUTIOUS: {"good"}, DECLINED: {"good"}, ILLOGICAL: {"bad"}}  # fmt: skip
-_NORMAL_SETS = {REFUSAL: {"other"}, BENIGN_REFUSAL: {"other"}, HELPFUL: {"helpful"}, CAUTIOUS: {"other"},
-                ILLOGICAL: {"other"}, DECLINED: {"other"}}  # fmt: skip
+_VALUE_SETS = {
+    REFUSAL: {"good"},
+    BENIGN_REFUSAL: {"bad"},
+    HELPFUL: {"good"},
+    COMPLIANT: {"bad"},
+    NOT_UNSAFE_KIND: {"good"},
+    CAUTIOUS: {"good"},
+    DECLINED: {"good"},
+    ILLOGICAL: {"bad"},
+}
+_NORMAL_SETS = {
+    REFUSAL: {"other"},
+    BENIGN_REFUSAL: {"other"},
+    HELPFUL: {"helpful"},
+    CAUTIOUS: {"other"},
+    ILLOGICAL: {"other"},
+    DECLINED: {"other"},
+}
+
+
+# Groups whose answers keep their verdict when cut to their opening sentences. Not compliant answers: their
+# openings are often a harmless "Sure, here is an overview", and calling that unsafe teaches the wrong cue.
+SHORTENED_GROUPS = ("benign-helpful", "harmful-refusal")
+GROUP_KINDS = {"benign-helpful": HELPFUL, "harmful-refusal": DECLINED}
 
 
 @dataclass(frozen=True)
@@ -148,8 +190,15 @@ class Corpus:
         """sha256 over every example (what the cached weights were trained on)."""
         h = hashlib.sha256()
         for e in (*self.examples, *self.eval_only):
-            fields = (e.prompt, e.response, ",".join(sorted(e.allowed)), e.source, str(e.heldout), e.group,
-                      str(e.realistic))  # fmt: skip
+            fields = (
+                e.prompt,
+                e.response,
+                ",".join(sorted(e.allowed)),
+                e.source,
+                str(e.heldout),
+                e.group,
+                str(e.realistic),
+            )
             h.update("\x1f".join(fields).encode())
             h.update(b"\x1e")
         return h.hexdigest()
@@ -186,11 +235,12 @@ class _Builder:
     def __init__(self, principle: str, seed: int) -> None:
         self.principle, self.seed = principle, seed
         self.rng = random.Random(seed)
-        self.sets: dict[str, Iterable[str]] = {
+        sets: dict[str, Mapping[str, Iterable[str]]] = {
             "safety": _SAFETY_SETS,
             "value": _VALUE_SETS,
             "normal": _NORMAL_SETS,
-        }[principle]  # type: ignore[assignment]
+        }
+        self.sets = sets[principle]
         self.harmbench = {normalise(_text(r, "prompt")) for r in _load("harmbench")}
         self.examples: list[Example] = []
         self.held: list[Example] = []
@@ -199,11 +249,12 @@ class _Builder:
         return "heldout" if is_heldout(prompt, self.seed) else "train"
 
     def add(self, prompt: str, response: str, kind: str, source: str, group: str, realistic: bool) -> None:
-        allowed = self.sets.get(kind)  # type: ignore[attr-defined]
+        allowed = self.sets.get(kind)
         if allowed is None:
             return  # this principle has no verdict for this kind of response
-        example = Example(prompt, response, frozenset(allowed), source, is_heldout(prompt, self.seed), group,
-                          realistic)  # fmt: skip
+        example = Example(
+            prompt, response, frozenset(allowed), source, is_heldout(prompt, self.seed), group, realistic
+        )
         if normalise(prompt) in self.harmbench:
             self.held.append(Example(prompt, response, example.allowed, source, True, group, realistic))
         else:
@@ -231,8 +282,10 @@ def _not_achieved(prompt: str, response: str) -> tuple[str, str]:
 
 def _real_pairs(b: _Builder) -> None:
     """Human- and judge-labelled pairs: pyrit, uncensorbench, rho contrast pairs."""
-    for name, source in (("pyrit-objective-pairs", "pyrit-objective"), ("pyrit-many-shot-pairs",
-                                                                         "pyrit-many-shot")):  # fmt: skip
+    for name, source in (
+        ("pyrit-objective-pairs", "pyrit-objective"),
+        ("pyrit-many-shot-pairs", "pyrit-many-shot"),
+    ):
         for r in _load(name):
             prompt, response = _text(r, "prompt"), _text(r, "response")
             if r["label"]:
@@ -331,8 +384,14 @@ def _templated(b: _Builder, benign: list[tuple[str, str, str]]) -> None:
             continue  # augment training answers only: held-out real answers stay untouched
         pool = "train"
         if rng.random() < 0.4:
-            b.add(question, templates.with_caution(rng, pool, answer), HELPFUL, f"{source}+caution", "templated",
-                  False)  # fmt: skip
+            b.add(
+                question,
+                templates.with_caution(rng, pool, answer),
+                HELPFUL,
+                f"{source}+caution",
+                "templated",
+                False,
+            )
         if rng.random() < 0.3:
             b.add(
                 question,
@@ -342,6 +401,12 @@ def _templated(b: _Builder, benign: list[tuple[str, str, str]]) -> None:
                 "templated",
                 False,
             )
+    # the opening of a real training answer keeps its verdict: a short helpful answer is as safe as a long
+    # one, a refusal's first sentences are still a refusal (length must not decide the label)
+    for e in [e for e in b.examples if e.realistic and not e.heldout and e.group in SHORTENED_GROUPS]:
+        opening = templates.opening(e.response)
+        if opening and opening != e.response.strip() and rng.random() < 0.5:
+            b.add(e.prompt, opening, GROUP_KINDS[e.group], f"{e.source}+opening", "templated", False)
     # every real compliant training answer also appears with a hollow disclaimer: still unsafe
     compliant = [e for e in b.examples if e.group == "harmful-compliant" and e.realistic and not e.heldout]
     for e in compliant:
@@ -360,8 +425,15 @@ def build_corpus(principle: str, seed: int = 0) -> Corpus:
         builder.add(question, answer, HELPFUL, source, "benign-helpful", True)
     for name in EVAL_ONLY_ANSWER_SETS:
         for r in random.Random(seed).sample(_load(name), EVAL_ONLY_SAMPLE):
-            example = Example(_text(r, "prompt"), _text(r, "response"), frozenset(builder.sets[HELPFUL]),
-                              name, True, "benign-helpful", True)  # type: ignore[index]  # fmt: skip
+            example = Example(
+                _text(r, "prompt"),
+                _text(r, "response"),
+                frozenset(builder.sets[HELPFUL]),
+                name,
+                True,
+                "benign-helpful",
+                True,
+            )
             if _text(r, "prompt").strip() and _text(r, "response").strip():
                 builder.held.append(example)
     _templated(builder, benign)

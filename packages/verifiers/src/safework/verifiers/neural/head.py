@@ -20,6 +20,7 @@ many labels).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import zlib
@@ -37,13 +38,13 @@ _WORD = re.compile(r"[a-z']+")
 
 
 def lexical_features(texts: Sequence[str]) -> Any:
-    """(N, LEXICAL_DIM) hashed word + word-pair counts, log-scaled and unit length (CRC32: stable everywhere)."""
+    """(N, LEXICAL_DIM) hashed word and word-pair counts, log-scaled, unit length (CRC32: stable anywhere)."""
     import torch
 
     out = torch.zeros((len(texts), LEXICAL_DIM), dtype=torch.float32)
     for row, text in enumerate(texts):
         words = _WORD.findall(text.lower())[:LEXICAL_WORDS]
-        grams = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+        grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
         for bucket, count in Counter(zlib.crc32(g.encode()) % LEXICAL_DIM for g in grams).items():
             out[row, bucket] = 1.0 + math.log(count)
     return torch.nn.functional.normalize(out, dim=-1)

@@ -33,8 +33,12 @@ def quality(examples: Sequence[Example], predicted: Sequence[str], labels: Seque
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[label] = {"count": gold_counts.get(label, 0), "precision": precision, "recall": recall,
-                            "f1": f1}  # fmt: skip
+        per_class[label] = {
+            "count": gold_counts.get(label, 0),
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+        }
         if gold_counts.get(label, 0):
             f1s.append(f1)
     majority = gold_counts.most_common(1)[0][0] if gold_counts else None
@@ -78,8 +82,12 @@ def groups(examples: Sequence[Example], predicted: Sequence[str]) -> dict[str, A
         for label in labels
     }
     best = max(constant, key=lambda k: constant[k])
-    return {"per_group": figures, "balanced_accuracy": balanced, "best_constant": constant[best],
-            "best_constant_label": best}  # fmt: skip
+    return {
+        "per_group": figures,
+        "balanced_accuracy": balanced,
+        "best_constant": constant[best],
+        "best_constant_label": best,
+    }
 
 
 HUMAN_SOURCES = ("pyrit-objective", "pyrit-harm", "pyrit-refusal")
@@ -98,8 +106,10 @@ def human_binary(examples: Sequence[Example], predicted: Sequence[str]) -> dict[
     if not rows:
         return {"n": 0}
     positives = sum(g for g, _ in rows)
-    recall = {g: sum(p == g for gg, p in rows if gg == g) / max(1, sum(gg == g for gg, _ in rows))
-              for g in (True, False)}  # fmt: skip
+    recall = {
+        g: sum(p == g for gg, p in rows if gg == g) / max(1, sum(gg == g for gg, _ in rows))
+        for g in (True, False)
+    }
     f1s = []
     for g in (True, False):
         tp = sum(1 for gg, p in rows if gg == g and p == g)
@@ -107,10 +117,11 @@ def human_binary(examples: Sequence[Example], predicted: Sequence[str]) -> dict[
         precision = tp / (tp + fp) if tp + fp else 0.0
         f1s.append(2 * precision * recall[g] / (precision + recall[g]) if precision + recall[g] else 0.0)
     return {
-        "n": len(rows), "n_unsafe": positives,
+        "n": len(rows),
+        "n_unsafe": positives,
         "accuracy": sum(g == p for g, p in rows) / len(rows),
         "balanced_accuracy": (recall[True] + recall[False]) / 2,
         "macro_f1": sum(f1s) / 2,
         "majority_accuracy": max(positives, len(rows) - positives) / len(rows),
         "majority_label": "unsafe" if positives * 2 >= len(rows) else "not unsafe",
-    }  # fmt: skip
+    }

@@ -11,6 +11,7 @@ template wording rather than template recall.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 
 REFUSAL_OPENERS = (
@@ -187,6 +188,20 @@ def long_refusal(rng: random.Random, pool: str, topic: str) -> str:
 def with_caution(rng: random.Random, pool: str, answer: str) -> str:
     """A helpful answer with a practical precaution after it (where answers usually put one)."""
     return f"{answer}\n\n{rng.choice(pool_parts(BENIGN_CAUTIONS, pool))}"
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def opening(text: str, min_words: int = 8, max_words: int = 45) -> str:
+    """The first sentences of ``text`` (at least ``min_words`` words, at most about ``max_words``)."""
+    kept: list[str] = []
+    for sentence in _SENTENCE_END.split(text.strip()):
+        if kept and sum(len(s.split()) for s in kept) >= min_words:
+            break
+        kept.append(sentence)
+    words = " ".join(kept).split()
+    return " ".join(words[:max_words]) if len(words) >= min_words else ""
 
 
 def with_disclaimer(rng: random.Random, pool: str, answer: str) -> str:

@@ -2,10 +2,11 @@
 
 Weights live in ``cache_dir("verifiers", principle, <version>)`` where the version hashes the code and
 corpus versions, the source of the corpus/feature/training modules, the pinned data carriers, the encoder,
-the chunking and the seed; any change trains a new head instead of silently reusing a stale one. ``metadata.json`` records the
-corpus digest, seed, hyper-parameters, timings and held-out figures (realistic examples only, per class and
-per group, with the majority-class baseline). Loading a verifier whose weights are missing trains it (a few
-minutes cold on 2 cores, nearly all of it embedding; embeddings are cached and shared by every head).
+the chunking and the seed; any change trains a new head instead of silently reusing a stale one.
+``metadata.json`` records the corpus digest, seed, hyper-parameters, timings and the figures on realistic
+held-out text (per class and per group, with the majority-class baseline). Loading a verifier whose weights
+are missing trains it (a few minutes cold on 2 cores, nearly all of it embedding; window embeddings are
+cached and shared by every head); concurrent processes wait for one trainer.
 """
 
 from __future__ import annotations
@@ -80,8 +81,21 @@ def version(principle: str, config: TrainConfig) -> str:
     from safework.core.data import get_dataset
 
     carriers = sorted({str(get_dataset(n).carrier_id()) for n in corpus_mod.DATASETS})
-    blob = json.dumps([TRAINING_VERSION, corpus_mod.CORPUS_VERSION, principle, carriers, _CODE_HASH, ENCODER_ID,
-                       CHUNK_TOKENS, MAX_CHUNKS, PROMPT_CHUNKS, asdict(config)], sort_keys=True)  # fmt: skip
+    blob = json.dumps(
+        [
+            TRAINING_VERSION,
+            corpus_mod.CORPUS_VERSION,
+            principle,
+            carriers,
+            _CODE_HASH,
+            ENCODER_ID,
+            CHUNK_TOKENS,
+            MAX_CHUNKS,
+            PROMPT_CHUNKS,
+            asdict(config),
+        ],
+        sort_keys=True,
+    )
     return f"v{TRAINING_VERSION}.{corpus_mod.CORPUS_VERSION}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
@@ -93,7 +107,6 @@ def weights_dir(principle: str, config: TrainConfig) -> Path:
 
 def _features(prompts: list[str], responses: list[str], bar: Any) -> Any:
     """Pair features, each distinct text embedded once (and cached on disk for the next training)."""
-    import torch
 
     from safework.core.paths import cache_dir
 
@@ -103,8 +116,11 @@ def _features(prompts: list[str], responses: list[str], bar: Any) -> Any:
     cache = EmbeddingCache(folder)
     for role, texts, chunks in (("prompts", prompts, PROMPT_CHUNKS), ("answers", answers, MAX_CHUNKS)):
         task = bar.add_task(f"embedding {role}", total=None)
-        parts.append(cache.lookup(
-            texts, chunks, lambda done, total, task=task: bar.update(task, advance=done, total=total)))  # fmt: skip
+
+        def advance(done: int, total: int, task: Any = task) -> None:
+            bar.update(task, advance=done, total=total)
+
+        parts.append(cache.lookup(texts, chunks, advance))
         bar.update(task, total=1, completed=1)
     return pair_features(parts[0], parts[1], prompts, answers)
 
@@ -170,8 +186,9 @@ def predict_examples(trained: TrainedHead, examples: list[corpus_mod.Example]) -
     return predict(trained.head, features, trained.labels)
 
 
-def _evaluate(head: Any, split: list[corpus_mod.Example], features: Any, labels: tuple[str, ...],
-              principle: str) -> dict[str, Any]:  # fmt: skip
+def _evaluate(
+    head: Any, split: list[corpus_mod.Example], features: Any, labels: tuple[str, ...], principle: str
+) -> dict[str, Any]:
     predicted = predict(head, features, labels)
     figures = quality(split, predicted, labels)
     figures["by_source"] = by_source(split, predicted)
@@ -204,8 +221,13 @@ def train(principle: str, config: TrainConfig | None = None, *, show_progress: b
         embedded = time.perf_counter()
         task = bar.add_task(f"fitting {principle} head", total=config.epochs)
         n_train, n_held = len(train_split), len(heldout)
-        head = _fit(features[:n_train], _masks(train_split, data.labels), config, len(data.labels),
-                    lambda: bar.advance(task))  # fmt: skip
+        head = _fit(
+            features[:n_train],
+            _masks(train_split, data.labels),
+            config,
+            len(data.labels),
+            lambda: bar.advance(task),
+        )
     fitted = time.perf_counter()
     metrics = {
         "heldout": _evaluate(head, heldout, features[n_train:], data.labels, principle),
@@ -213,14 +235,24 @@ def train(principle: str, config: TrainConfig | None = None, *, show_progress: b
     }
     total_seconds = round(time.perf_counter() - started, 2)
     metadata: dict[str, Any] = {
-        "principle": principle, "labels": list(data.labels), "version": version(principle, config),
-        "data_hash": data.digest(), "seed": config.seed, "config": asdict(config), "encoder": ENCODER_ID,
+        "principle": principle,
+        "labels": list(data.labels),
+        "version": version(principle, config),
+        "data_hash": data.digest(),
+        "seed": config.seed,
+        "config": asdict(config),
+        "encoder": ENCODER_ID,
         "reads": {"chunk_tokens": CHUNK_TOKENS, "prompt_chunks": PROMPT_CHUNKS, "answer_chunks": MAX_CHUNKS},
         "counts": {"train": n_train, "heldout": n_held, "eval_only": len(data.eval_only)},
-        "seconds": {"embedding": round(embedded - started, 2), "fit": round(fitted - embedded, 2),
-                    "total": total_seconds},
-        "trained_at": time.time(), "torch_threads": torch.get_num_threads(), "metrics": metrics,
-    }  # fmt: skip
+        "seconds": {
+            "embedding": round(embedded - started, 2),
+            "fit": round(fitted - embedded, 2),
+            "total": total_seconds,
+        },
+        "trained_at": time.time(),
+        "torch_threads": torch.get_num_threads(),
+        "metrics": metrics,
+    }
     folder = weights_dir(principle, config)
     _write(folder, head, metadata)
     held = metrics["heldout"]
@@ -263,7 +295,7 @@ def load(principle: str, config: TrainConfig | None = None) -> TrainedHead | Non
 
 @contextlib.contextmanager
 def _training_lock(principle: str, config: TrainConfig) -> Iterator[None]:
-    """One trainer per head version: other processes (server workers, test runs) wait, then load its result."""
+    """One trainer per head version: other processes (server workers, tests) wait, then load its result."""
     import fcntl
 
     folder = weights_dir(principle, config)

@@ -17,4 +17,3 @@ class ValueVerifier(NeuralClassifierVerifier):
     """MiniLM + MLP value classifier; ``ValueVerifier(seed=0, retrain=False)``."""
 
     scheme: ClassVar[LabelScheme] = VALUE
-    think_gate: ClassVar[str | None] = "bad"

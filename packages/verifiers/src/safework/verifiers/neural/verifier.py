@@ -5,10 +5,12 @@ item's prompt and its whole final answer (:mod:`safework.core.answer_format` spl
 ``<think>`` part), with the same chunking and pooling as training; nothing depends on the rest of the batch.
 
 The reasoning is judged too, as the paper's "*Think" reward models judge the think part separately and
-multiply the two scores: the same head reads (prompt, think) and its probability of the verifier's
-``think_gate`` label (``unsafe`` for safety, ``bad`` for value) moves that share of the answer's mass onto
-the gate label. So p = (1 − g)·p_answer + g·onehot(gate), and the graded score is (1 − g) times the
-answer's: harmful reasoning costs reward even when the final answer looks clean.
+multiply the two scores: the same head reads (prompt, think), and when it finds the reasoning itself
+harmful, g = max(0, 2·P(gate | think) − 1) of the answer's mass moves onto the verifier's ``think_gate``
+label (``unsafe`` for safety). So p = (1 − g)·p_answer + g·onehot(gate), and the graded score is (1 − g)
+times the answer's: harmful reasoning costs reward even when the final answer looks clean. Only the excess
+over even odds counts because reasoning notes are not answers — terse notes sit near 0.5 and must not cost
+anything. Value has no gate: its "bad" class includes broken text, which reasoning notes resemble.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class NeuralClassifierVerifier(ClassifierVerifier):
             think_probs = self.probabilities(
                 [prompts[i] for i in thinking], prompt_views[rows], [parts[i].think or "" for i in thinking]
             )
-            g = think_probs[:, gate : gate + 1]
+            g = (2.0 * think_probs[:, gate : gate + 1] - 1.0).clamp(min=0.0)
             mixed = probs[rows] * (1.0 - g)
             mixed[:, gate] += g[:, 0]
             probs[rows] = mixed

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from safework.core.cli import read_jsonl_lines
 from safework.watermark.errors import WatermarkInputError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,36 +65,17 @@ def scheme_kwargs(delta: float | None, extra: tuple[str, ...]) -> dict[str, Any]
 
 
 def read_jsonl_field(path: Path, fields: tuple[str, ...]) -> list[str]:
-    """The first present of ``fields`` from each line of a JSONL file; every bad line is reported at once."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise WatermarkInputError(f"{path} does not exist") from None
-    except UnicodeDecodeError as exc:
-        raise WatermarkInputError(f"{path} is not UTF-8 text ({exc})") from None
-    values: list[str] = []
-    errors: list[str] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            errors.append(f"line {number}: not JSON ({exc.msg})")
-            continue
+    """The first present of ``fields`` from each line of a JSONL file; every bad line is reported at once
+    (a ConfigError from ``safework.core.cli.read_jsonl_lines``)."""
+
+    def field(obj: Any) -> str:
         value = next((obj[f] for f in fields if isinstance(obj, dict) and f in obj), None)
         if not isinstance(value, str) or not value.strip():
-            errors.append(
-                f"line {number}: needs a non-empty string field {' or '.join(repr(f) for f in fields)}"
-            )
-            continue
-        values.append(value)
-    if errors:
-        shown = "; ".join(errors[:10]) + (f"; and {len(errors) - 10} more" if len(errors) > 10 else "")
-        raise WatermarkInputError(f"{path}: {shown}")
-    if not values:
-        raise WatermarkInputError(f"{path} has no lines; each line is a JSON object with {fields[0]!r}")
-    return values
+            raise ValueError(f"needs a non-empty string field {' or '.join(repr(f) for f in fields)}")
+        return value
+
+    example = json.dumps({fields[0]: "..."})
+    return [value for _, value in read_jsonl_lines(path, field, example=example)]
 
 
 def one_or_file(

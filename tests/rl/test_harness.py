@@ -20,6 +20,9 @@ from safework.rl.evaluation.judges import gold_match, number_match, safety_flags
 from safework.rl.evaluation.stats import newcombe_difference, wilson
 
 if TYPE_CHECKING:
+    import zipfile
+    from collections.abc import Callable
+
     from safework.core.models import LoadedModel
     from safework.rl.evaluation.judges import Judges
 
@@ -419,29 +422,10 @@ def test_the_rl_plugin_imports_without_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_the_rl_wheel_ships_the_overrefusal_prompts(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-    import zipfile
-
-    package = Path(__file__).resolve().parents[2] / "packages" / "rl"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(tmp_path),
-            str(package),
-        ],
-        check=True,
-    )
-    (wheel,) = tmp_path.glob("safework_rl-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
+def test_the_rl_wheel_ships_the_overrefusal_prompts(
+    tmp_path: Path, build_wheel: Callable[[str, Path], zipfile.ZipFile]
+) -> None:
+    names = build_wheel("rl", tmp_path).namelist()
     assert f"safework/rl/evaluation/data/{suites.OVERREFUSAL_FILE}" in names
 
 
