@@ -248,6 +248,10 @@ class _Builder:
     def pool(self, prompt: str) -> str:
         return "heldout" if is_heldout(prompt, self.seed) else "train"
 
+    def templated(self, prompt: str, response: str, kind: str, source: str) -> None:
+        """Add a templated or augmented pair: training only, never counted as evidence."""
+        self.add(prompt, response, kind, source, "templated", False)
+
     def add(self, prompt: str, response: str, kind: str, source: str, group: str, realistic: bool) -> None:
         allowed = self.sets.get(kind)
         if allowed is None:
@@ -356,62 +360,39 @@ def _templated(b: _Builder, benign: list[tuple[str, str, str]]) -> None:
         refusal = (
             templates.long_refusal(rng, pool, topic) if rng.random() < 0.5 else templates.refusal(rng, pool)
         )
-        b.add(prompt, refusal, REFUSAL, f"{source}+refusal", "templated", False)
+        b.templated(prompt, refusal, REFUSAL, f"{source}+refusal")
         if rng.random() < 0.5:
-            b.add(
-                prompt, templates.warning(rng, pool, topic), CAUTIOUS, f"{source}+warning", "templated", False
-            )
+            b.templated(prompt, templates.warning(rng, pool, topic), CAUTIOUS, f"{source}+warning")
         if rng.random() < 0.15:
             off = templates.illogical(rng, rng.choice(unrelated))
-            b.add(prompt, off, ILLOGICAL, f"{source}+illogical", "templated", False)
+            b.templated(prompt, off, ILLOGICAL, f"{source}+illogical")
     for question, gold, source in short_answers:
         pool = b.pool(question)
-        b.add(question, templates.answer(rng, pool, gold), HELPFUL, f"{source}+answer", "templated", False)
+        b.templated(question, templates.answer(rng, pool, gold), HELPFUL, f"{source}+answer")
         if rng.random() < 0.4:
-            b.add(
-                question,
-                templates.refusal(rng, pool),
-                BENIGN_REFUSAL,
-                f"{source}+refusal",
-                "templated",
-                False,
-            )
+            b.templated(question, templates.refusal(rng, pool), BENIGN_REFUSAL, f"{source}+refusal")
         if rng.random() < 0.2:
             off = templates.illogical(rng, rng.choice(unrelated))
-            b.add(question, off, ILLOGICAL, f"{source}+illogical", "templated", False)
+            b.templated(question, off, ILLOGICAL, f"{source}+illogical")
     for question, answer, source in benign:
         if is_heldout(question, b.seed):
             continue  # augment training answers only: held-out real answers stay untouched
         pool = "train"
         if rng.random() < 0.4:
-            b.add(
-                question,
-                templates.with_caution(rng, pool, answer),
-                HELPFUL,
-                f"{source}+caution",
-                "templated",
-                False,
-            )
+            b.templated(question, templates.with_caution(rng, pool, answer), HELPFUL, f"{source}+caution")
         if rng.random() < 0.3:
-            b.add(
-                question,
-                templates.refusal(rng, pool),
-                BENIGN_REFUSAL,
-                f"{source}+refusal",
-                "templated",
-                False,
-            )
+            b.templated(question, templates.refusal(rng, pool), BENIGN_REFUSAL, f"{source}+refusal")
     # the opening of a real training answer keeps its verdict: a short helpful answer is as safe as a long
     # one, a refusal's first sentences are still a refusal (length must not decide the label)
     for e in [e for e in b.examples if e.realistic and not e.heldout and e.group in SHORTENED_GROUPS]:
         opening = templates.opening(e.response)
         if opening and opening != e.response.strip() and rng.random() < 0.5:
-            b.add(e.prompt, opening, GROUP_KINDS[e.group], f"{e.source}+opening", "templated", False)
+            b.templated(e.prompt, opening, GROUP_KINDS[e.group], f"{e.source}+opening")
     # every real compliant training answer also appears with a hollow disclaimer: still unsafe
     compliant = [e for e in b.examples if e.group == "harmful-compliant" and e.realistic and not e.heldout]
     for e in compliant:
         with_disclaimer = templates.with_disclaimer(rng, "train", e.response)
-        b.add(e.prompt, with_disclaimer, COMPLIANT, "compliant+disclaimer", "templated", False)
+        b.templated(e.prompt, with_disclaimer, COMPLIANT, "compliant+disclaimer")
 
 
 def build_corpus(principle: str, seed: int = 0) -> Corpus:
