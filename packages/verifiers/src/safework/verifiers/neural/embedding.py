@@ -76,30 +76,11 @@ def _pool(block: Any) -> Any:
     return torch.stack([block[0], torch.nn.functional.normalize(block.mean(0), dim=-1), block.max(0).values])
 
 
-def embed_texts(
-    texts: Sequence[str], max_chunks: int, on_progress: Callable[[int], None] | None = None
-) -> Any:
-    """(N, 3, 384) pooled views (first, mean, max) of each text; no disk cache (the serving path)."""
-    import torch
+def embed_texts(texts: Sequence[str], max_chunks: int) -> Any:
+    """(N, 3, 384) pooled views (first, mean, max) of each text, with no disk cache (the serving path).
 
-    from safework.core.models import load_sentence_encoder
-
-    if not texts:
-        return torch.zeros((0, len(VIEWS), EMBED_DIM), dtype=torch.float32)
-    encoder = load_sentence_encoder()
-    out = torch.empty((len(texts), len(VIEWS), EMBED_DIM), dtype=torch.float32)
-    step = 256  # texts per encoder round, so progress moves and memory stays flat
-    for start in range(0, len(texts), step):
-        part = texts[start : start + step]
-        windows = _split_ids(encoder.tokenizer, part, max_chunks)
-        vectors = _encode_windows(encoder, [w for per_text in windows for w in per_text])
-        at = 0
-        for j, per_text in enumerate(windows):
-            out[start + j] = _pool(vectors[at : at + len(per_text)])
-            at += len(per_text)
-        if on_progress is not None:
-            on_progress(len(part))
-    return out
+    Identical windows are encoded once per call: the eight samples of a GRPO group share one prompt."""
+    return EmbeddingCache(None).lookup(texts, max_chunks)
 
 
 def _key(window: list[int]) -> str:
@@ -112,10 +93,11 @@ class EmbeddingCache:
     Caching windows rather than texts makes label-preserving augmentations cheap: an answer with a
     precaution appended shares every window but its last with the plain answer."""
 
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / f"{ENCODER_ID}-w{CHUNK_TOKENS}.pt"
+    def __init__(self, folder: Path | None) -> None:
+        """``folder`` None keeps the windows in memory only (nothing read or written)."""
+        self.path = None if folder is None else folder / f"{ENCODER_ID}-w{CHUNK_TOKENS}.pt"
         self.vectors: dict[str, Any] = {}
-        if self.path.exists():
+        if self.path is not None and self.path.exists():
             import torch
 
             stored = torch.load(self.path, map_location="cpu", weights_only=True)
@@ -147,13 +129,14 @@ class EmbeddingCache:
                 self.vectors[key] = vector.clone()
             if on_progress is not None:
                 on_progress(len(part), len(todo))
-        if todo:
+        if todo and self.path is not None:
             self.save()
         return torch.stack([_pool(torch.stack([self.vectors[k] for k in per_keys])) for per_keys in keys])
 
     def save(self) -> None:
         import torch
 
+        assert self.path is not None, "an in-memory cache has nowhere to save"
         keys = sorted(self.vectors)
         tmp = self.path.with_suffix(f".tmp{os.getpid()}")
         torch.save({"keys": keys, "vectors": torch.stack([self.vectors[k] for k in keys])}, tmp)
