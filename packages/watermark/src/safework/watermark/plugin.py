@@ -13,6 +13,7 @@ from safework.watermark.commands.embed import embed_command
 from safework.watermark.commands.evaluate import evaluate_command
 from safework.watermark.commands.extract import extract_command
 from safework.watermark.commands.keygen import keygen_command
+from safework.watermark.commands.pki import pki_group
 
 
 @click.group("watermark")
@@ -22,7 +23,7 @@ def watermark_group() -> None:
 
 watermark_group.add_command(listing_command("register_watermark_schemes", "watermark schemes", "schemes"))
 watermark_group.add_command(listing_command("register_attacks", "attacks", "attacks"))
-for _command in (keygen_command, embed_command, extract_command, evaluate_command):
+for _command in (keygen_command, embed_command, extract_command, evaluate_command, pki_group):
     watermark_group.add_command(_command)
 
 

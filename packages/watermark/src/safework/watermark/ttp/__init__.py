@@ -1,0 +1,1 @@
+"""The CredID trusted third party: vendor registry, seed grants, replay guard and audit log storage."""
