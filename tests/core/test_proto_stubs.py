@@ -137,7 +137,7 @@ def test_ttp_contract_never_carries_a_prompt() -> None:
         for fld in message.fields:
             assert "prompt" not in fld.name, f"{message.name}.{fld.name} would carry a prompt to the TTP"
     issue = ttp.services_by_name["TtpService"].methods_by_name["IssueSeed"].input_type
-    assert [f.name for f in issue.fields] == ["vendor_id", "identity", "nonce"]
+    assert [f.name for f in issue.fields] == ["vendor_id", "identity", "nonce", "signature"]
 
 
 def test_every_message_and_field_is_commented() -> None:

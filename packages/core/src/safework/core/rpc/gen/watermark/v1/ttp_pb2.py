@@ -23,48 +23,49 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from safework.core.rpc.gen.watermark.v1 import common_pb2 as safework_dot_watermark_dot_v1_dot_common__pb2
 from safework.core.rpc.gen.watermark.v1 import vendor_pb2 as safework_dot_watermark_dot_v1_dot_vendor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsafework/watermark/v1/ttp.proto\x12\x15safework.watermark.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"safework/watermark/v1/vendor.proto\"B\n\tVendorKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x11\n\talgorithm\x18\x03 \x01(\t\"\xbd\x01\n\x15RegisterVendorRequest\x12\x11\n\tvendor_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12.\n\x04keys\x18\x03 \x03(\x0b\x32 .safework.watermark.v1.VendorKey\x12\x11\n\tmodel_ids\x18\x04 \x03(\t\x12\x0e\n\x06scheme\x18\x05 \x01(\t\x12\x16\n\x0escheme_version\x18\x06 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x07 \x01(\t\"\xe1\x01\n\x06Vendor\x12\x11\n\tvendor_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12.\n\x04keys\x18\x03 \x03(\x0b\x32 .safework.watermark.v1.VendorKey\x12\x11\n\tmodel_ids\x18\x04 \x03(\t\x12\x0e\n\x06scheme\x18\x05 \x01(\t\x12\x16\n\x0escheme_version\x18\x06 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x07 \x01(\t\x12\x31\n\rregistered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"w\n\x16RegisterVendorResponse\x12-\n\x06vendor\x18\x01 \x01(\x0b\x32\x1d.safework.watermark.v1.Vendor\x12\x16\n\x0ettp_public_key\x18\x02 \x01(\x0c\x12\x16\n\x0e\x61udit_sequence\x18\x03 \x01(\x04\"\x90\x01\n\x0fIdentityMessage\x12\x11\n\tvendor_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nextra_info\x18\x05 \x01(\t\"n\n\x10IssueSeedRequest\x12\x11\n\tvendor_id\x18\x01 \x01(\t\x12\x38\n\x08identity\x18\x02 \x01(\x0b\x32&.safework.watermark.v1.IdentityMessage\x12\r\n\x05nonce\x18\x03 \x01(\x0c\"\x98\x02\n\tSeedGrant\x12\x0f\n\x07seed_id\x18\x01 \x01(\t\x12\x0c\n\x04seed\x18\x02 \x01(\x0c\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x14\n\x0cpayload_bits\x18\x04 \x01(\r\x12\x38\n\x08identity\x18\x05 \x01(\x0b\x32&.safework.watermark.v1.IdentityMessage\x12.\n\nvalid_from\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08valid_to\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rttp_signature\x18\x08 \x01(\x0c\x12\x16\n\x0e\x61udit_sequence\x18\t \x01(\x04\"\x8e\x01\n\x10\x41ttributeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05\x61lpha\x18\x02 \x01(\x01\x12\x12\n\nvendor_ids\x18\x03 \x03(\t\x12\x35\n\ncorrection\x18\x04 \x01(\x0e\x32!.safework.watermark.v1.Correction\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\xa4\x01\n\rVendorFinding\x12\x11\n\tvendor_id\x18\x01 \x01(\t\x12=\n\x06report\x18\x02 \x01(\x0b\x32-.safework.watermark.v1.SignedExtractionReport\x12\x17\n\x0fsignature_valid\x18\x03 \x01(\x08\x12\x19\n\x11\x63orrected_p_value\x18\x04 \x01(\x01\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\xf6\x02\n\x11\x41ttributeResponse\x12\x31\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x1f.safework.watermark.v1.Decision\x12\x11\n\tvendor_id\x18\x02 \x01(\t\x12\x0f\n\x07seed_id\x18\x03 \x01(\t\x12\x38\n\x08identity\x18\x04 \x01(\x0b\x32&.safework.watermark.v1.IdentityMessage\x12\x0f\n\x07p_value\x18\x05 \x01(\x01\x12\r\n\x05\x61lpha\x18\x06 \x01(\x01\x12\x35\n\ncorrection\x18\x07 \x01(\x0e\x32!.safework.watermark.v1.Correction\x12\x36\n\x08\x66indings\x18\x08 \x03(\x0b\x32$.safework.watermark.v1.VendorFinding\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x16\n\x0e\x61udit_sequence\x18\n \x01(\x04\x12\x15\n\rttp_signature\x18\x0b \x01(\x0c\"\xc3\x01\n\nAuditEntry\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12/\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x04kind\x18\x03 \x01(\x0e\x32 .safework.watermark.v1.AuditKind\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x0c\n\x04\x62ody\x18\x05 \x01(\x0c\x12\x11\n\tprev_hash\x18\x06 \x01(\x0c\x12\x12\n\nentry_hash\x18\x07 \x01(\x0c\":\n\x12GetAuditLogRequest\x12\x15\n\rfrom_sequence\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"\x8b\x01\n\x13GetAuditLogResponse\x12\x32\n\x07\x65ntries\x18\x01 \x03(\x0b\x32!.safework.watermark.v1.AuditEntry\x12\x15\n\rhead_sequence\x18\x02 \x01(\x04\x12\x11\n\thead_hash\x18\x03 \x01(\x0c\x12\x16\n\x0ehead_signature\x18\x04 \x01(\x0c*X\n\nCorrection\x12\x1a\n\x16\x43ORRECTION_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ORRECTION_BONFERRONI\x10\x01\x12\x13\n\x0f\x43ORRECTION_HOLM\x10\x02*h\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x45\x43ISION_ATTRIBUTED\x10\x01\x12\x11\n\rDECISION_NONE\x10\x02\x12\x16\n\x12\x44\x45\x43ISION_AMBIGUOUS\x10\x03*\x81\x01\n\tAuditKind\x12\x1a\n\x16\x41UDIT_KIND_UNSPECIFIED\x10\x00\x12 \n\x1c\x41UDIT_KIND_VENDOR_REGISTERED\x10\x01\x12\x1a\n\x16\x41UDIT_KIND_SEED_ISSUED\x10\x02\x12\x1a\n\x16\x41UDIT_KIND_ATTRIBUTION\x10\x03\x32\x99\x03\n\nTtpService\x12m\n\x0eRegisterVendor\x12,.safework.watermark.v1.RegisterVendorRequest\x1a-.safework.watermark.v1.RegisterVendorResponse\x12V\n\tIssueSeed\x12\'.safework.watermark.v1.IssueSeedRequest\x1a .safework.watermark.v1.SeedGrant\x12^\n\tAttribute\x12\'.safework.watermark.v1.AttributeRequest\x1a(.safework.watermark.v1.AttributeResponse\x12\x64\n\x0bGetAuditLog\x12).safework.watermark.v1.GetAuditLogRequest\x1a*.safework.watermark.v1.GetAuditLogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsafework/watermark/v1/ttp.proto\x12\x15safework.watermark.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"safework/watermark/v1/common.proto\x1a\"safework/watermark/v1/vendor.proto\"B\n\tVendorKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x11\n\talgorithm\x18\x03 \x01(\t\"\x93\x02\n\x15RegisterVendorRequest\x12\x11\n\tvendor_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12.\n\x04keys\x18\x03 \x03(\x0b\x32 .safework.watermark.v1.VendorKey\x12\x11\n\tmodel_ids\x18\x04 \x03(\t\x12\x0e\n\x06scheme\x18\x05 \x01(\t\x12\x16\n\x0escheme_version\x18\x06 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x07 \x01(\t\x12:\n\tsignature\x18\x08 \x01(\x0b\x32\'.safework.watermark.v1.RequestSignature\x12\x18\n\x10\x63\x65rt_fingerprint\x18\t \x01(\t\"\xe1\x01\n\x06Vendor\x12\x11\n\tvendor_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12.\n\x04keys\x18\x03 \x03(\x0b\x32 .safework.watermark.v1.VendorKey\x12\x11\n\tmodel_ids\x18\x04 \x03(\t\x12\x0e\n\x06scheme\x18\x05 \x01(\t\x12\x16\n\x0escheme_version\x18\x06 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x07 \x01(\t\x12\x31\n\rregistered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"w\n\x16RegisterVendorResponse\x12-\n\x06vendor\x18\x01 \x01(\x0b\x32\x1d.safework.watermark.v1.Vendor\x12\x16\n\x0ettp_public_key\x18\x02 \x01(\x0c\x12\x16\n\x0e\x61udit_sequence\x18\x03 \x01(\x04\"\xa5\x01\n\x0fIdentityMessage\x12\x11\n\tvendor_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nextra_info\x18\x05 \x01(\t\x12\x13\n\x0btime_bucket\x18\x06 \x01(\x04\"\xaa\x01\n\x10IssueSeedRequest\x12\x11\n\tvendor_id\x18\x01 \x01(\t\x12\x38\n\x08identity\x18\x02 \x01(\x0b\x32&.safework.watermark.v1.IdentityMessage\x12\r\n\x05nonce\x18\x03 \x01(\x0c\x12:\n\tsignature\x18\x04 \x01(\x0b\x32\'.safework.watermark.v1.RequestSignature\"\x98\x02\n\tSeedGrant\x12\x0f\n\x07seed_id\x18\x01 \x01(\t\x12\x0c\n\x04seed\x18\x02 \x01(\x0c\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x14\n\x0cpayload_bits\x18\x04 \x01(\r\x12\x38\n\x08identity\x18\x05 \x01(\x0b\x32&.safework.watermark.v1.IdentityMessage\x12.\n\nvalid_from\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08valid_to\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rttp_signature\x18\x08 \x01(\x0c\x12\x16\n\x0e\x61udit_sequence\x18\t \x01(\x04\"\xca\x01\n\x10\x41ttributeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05\x61lpha\x18\x02 \x01(\x01\x12\x12\n\nvendor_ids\x18\x03 \x03(\t\x12\x35\n\ncorrection\x18\x04 \x01(\x0e\x32!.safework.watermark.v1.Correction\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12:\n\tsignature\x18\x06 \x01(\x0b\x32\'.safework.watermark.v1.RequestSignature\"\xa4\x01\n\rVendorFinding\x12\x11\n\tvendor_id\x18\x01 \x01(\t\x12=\n\x06report\x18\x02 \x01(\x0b\x32-.safework.watermark.v1.SignedExtractionReport\x12\x17\n\x0fsignature_valid\x18\x03 \x01(\x08\x12\x19\n\x11\x63orrected_p_value\x18\x04 \x01(\x01\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\xa3\x03\n\x11\x41ttributeResponse\x12\x31\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x1f.safework.watermark.v1.Decision\x12\x11\n\tvendor_id\x18\x02 \x01(\t\x12\x0f\n\x07seed_id\x18\x03 \x01(\t\x12\x38\n\x08identity\x18\x04 \x01(\x0b\x32&.safework.watermark.v1.IdentityMessage\x12\x0f\n\x07p_value\x18\x05 \x01(\x01\x12\r\n\x05\x61lpha\x18\x06 \x01(\x01\x12\x35\n\ncorrection\x18\x07 \x01(\x0e\x32!.safework.watermark.v1.Correction\x12\x36\n\x08\x66indings\x18\x08 \x03(\x0b\x32$.safework.watermark.v1.VendorFinding\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x16\n\x0e\x61udit_sequence\x18\n \x01(\x04\x12\x15\n\rttp_signature\x18\x0b \x01(\x0c\x12\x0f\n\x07partial\x18\x0c \x01(\x08\x12\x1a\n\x12missing_vendor_ids\x18\r \x03(\t\"\xf0\x01\n\nAuditEntry\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12/\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x04kind\x18\x03 \x01(\x0e\x32 .safework.watermark.v1.AuditKind\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x0c\n\x04\x62ody\x18\x05 \x01(\x0c\x12\x11\n\tprev_hash\x18\x06 \x01(\x0c\x12\x12\n\nentry_hash\x18\x07 \x01(\x0c\x12\x18\n\x10recorded_at_unix\x18\x08 \x01(\x01\x12\x11\n\tkind_name\x18\t \x01(\t\":\n\x12GetAuditLogRequest\x12\x15\n\rfrom_sequence\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"\x8b\x01\n\x13GetAuditLogResponse\x12\x32\n\x07\x65ntries\x18\x01 \x03(\x0b\x32!.safework.watermark.v1.AuditEntry\x12\x15\n\rhead_sequence\x18\x02 \x01(\x04\x12\x11\n\thead_hash\x18\x03 \x01(\x0c\x12\x16\n\x0ehead_signature\x18\x04 \x01(\x0c*X\n\nCorrection\x12\x1a\n\x16\x43ORRECTION_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ORRECTION_BONFERRONI\x10\x01\x12\x13\n\x0f\x43ORRECTION_HOLM\x10\x02*h\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x45\x43ISION_ATTRIBUTED\x10\x01\x12\x11\n\rDECISION_NONE\x10\x02\x12\x16\n\x12\x44\x45\x43ISION_AMBIGUOUS\x10\x03*\x81\x01\n\tAuditKind\x12\x1a\n\x16\x41UDIT_KIND_UNSPECIFIED\x10\x00\x12 \n\x1c\x41UDIT_KIND_VENDOR_REGISTERED\x10\x01\x12\x1a\n\x16\x41UDIT_KIND_SEED_ISSUED\x10\x02\x12\x1a\n\x16\x41UDIT_KIND_ATTRIBUTION\x10\x03\x32\x99\x03\n\nTtpService\x12m\n\x0eRegisterVendor\x12,.safework.watermark.v1.RegisterVendorRequest\x1a-.safework.watermark.v1.RegisterVendorResponse\x12V\n\tIssueSeed\x12\'.safework.watermark.v1.IssueSeedRequest\x1a .safework.watermark.v1.SeedGrant\x12^\n\tAttribute\x12\'.safework.watermark.v1.AttributeRequest\x1a(.safework.watermark.v1.AttributeResponse\x12\x64\n\x0bGetAuditLog\x12).safework.watermark.v1.GetAuditLogRequest\x1a*.safework.watermark.v1.GetAuditLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'safework.core.rpc.gen.watermark.v1.ttp_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CORRECTION']._serialized_start=2367
-  _globals['_CORRECTION']._serialized_end=2455
-  _globals['_DECISION']._serialized_start=2457
-  _globals['_DECISION']._serialized_end=2561
-  _globals['_AUDITKIND']._serialized_start=2564
-  _globals['_AUDITKIND']._serialized_end=2693
-  _globals['_VENDORKEY']._serialized_start=127
-  _globals['_VENDORKEY']._serialized_end=193
-  _globals['_REGISTERVENDORREQUEST']._serialized_start=196
-  _globals['_REGISTERVENDORREQUEST']._serialized_end=385
-  _globals['_VENDOR']._serialized_start=388
-  _globals['_VENDOR']._serialized_end=613
-  _globals['_REGISTERVENDORRESPONSE']._serialized_start=615
-  _globals['_REGISTERVENDORRESPONSE']._serialized_end=734
-  _globals['_IDENTITYMESSAGE']._serialized_start=737
-  _globals['_IDENTITYMESSAGE']._serialized_end=881
-  _globals['_ISSUESEEDREQUEST']._serialized_start=883
-  _globals['_ISSUESEEDREQUEST']._serialized_end=993
-  _globals['_SEEDGRANT']._serialized_start=996
-  _globals['_SEEDGRANT']._serialized_end=1276
-  _globals['_ATTRIBUTEREQUEST']._serialized_start=1279
-  _globals['_ATTRIBUTEREQUEST']._serialized_end=1421
-  _globals['_VENDORFINDING']._serialized_start=1424
-  _globals['_VENDORFINDING']._serialized_end=1588
-  _globals['_ATTRIBUTERESPONSE']._serialized_start=1591
-  _globals['_ATTRIBUTERESPONSE']._serialized_end=1965
-  _globals['_AUDITENTRY']._serialized_start=1968
-  _globals['_AUDITENTRY']._serialized_end=2163
-  _globals['_GETAUDITLOGREQUEST']._serialized_start=2165
-  _globals['_GETAUDITLOGREQUEST']._serialized_end=2223
-  _globals['_GETAUDITLOGRESPONSE']._serialized_start=2226
-  _globals['_GETAUDITLOGRESPONSE']._serialized_end=2365
-  _globals['_TTPSERVICE']._serialized_start=2696
-  _globals['_TTPSERVICE']._serialized_end=3105
+  _globals['_CORRECTION']._serialized_start=2721
+  _globals['_CORRECTION']._serialized_end=2809
+  _globals['_DECISION']._serialized_start=2811
+  _globals['_DECISION']._serialized_end=2915
+  _globals['_AUDITKIND']._serialized_start=2918
+  _globals['_AUDITKIND']._serialized_end=3047
+  _globals['_VENDORKEY']._serialized_start=163
+  _globals['_VENDORKEY']._serialized_end=229
+  _globals['_REGISTERVENDORREQUEST']._serialized_start=232
+  _globals['_REGISTERVENDORREQUEST']._serialized_end=507
+  _globals['_VENDOR']._serialized_start=510
+  _globals['_VENDOR']._serialized_end=735
+  _globals['_REGISTERVENDORRESPONSE']._serialized_start=737
+  _globals['_REGISTERVENDORRESPONSE']._serialized_end=856
+  _globals['_IDENTITYMESSAGE']._serialized_start=859
+  _globals['_IDENTITYMESSAGE']._serialized_end=1024
+  _globals['_ISSUESEEDREQUEST']._serialized_start=1027
+  _globals['_ISSUESEEDREQUEST']._serialized_end=1197
+  _globals['_SEEDGRANT']._serialized_start=1200
+  _globals['_SEEDGRANT']._serialized_end=1480
+  _globals['_ATTRIBUTEREQUEST']._serialized_start=1483
+  _globals['_ATTRIBUTEREQUEST']._serialized_end=1685
+  _globals['_VENDORFINDING']._serialized_start=1688
+  _globals['_VENDORFINDING']._serialized_end=1852
+  _globals['_ATTRIBUTERESPONSE']._serialized_start=1855
+  _globals['_ATTRIBUTERESPONSE']._serialized_end=2274
+  _globals['_AUDITENTRY']._serialized_start=2277
+  _globals['_AUDITENTRY']._serialized_end=2517
+  _globals['_GETAUDITLOGREQUEST']._serialized_start=2519
+  _globals['_GETAUDITLOGREQUEST']._serialized_end=2577
+  _globals['_GETAUDITLOGRESPONSE']._serialized_start=2580
+  _globals['_GETAUDITLOGRESPONSE']._serialized_end=2719
+  _globals['_TTPSERVICE']._serialized_start=3050
+  _globals['_TTPSERVICE']._serialized_end=3459
 # @@protoc_insertion_point(module_scope)

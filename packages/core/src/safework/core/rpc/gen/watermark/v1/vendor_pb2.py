@@ -23,27 +23,28 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from safework.core.rpc.gen.watermark.v1 import common_pb2 as safework_dot_watermark_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"safework/watermark/v1/vendor.proto\x12\x15safework.watermark.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x01\n\x0eSamplingParams\x12\x16\n\x0emax_new_tokens\x18\x01 \x01(\r\x12\x13\n\x0btemperature\x18\x02 \x01(\x01\x12\r\n\x05top_p\x18\x03 \x01(\x01\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x1a\n\rsampling_seed\x18\x05 \x01(\x04H\x00\x88\x01\x01\x42\x10\n\x0e_sampling_seed\"\x8b\x01\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x0f\n\x07seed_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x37\n\x08sampling\x18\x04 \x01(\x0b\x32%.safework.watermark.v1.SamplingParams\x12\x0c\n\x04\x63hat\x18\x05 \x01(\x08\"\xa1\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07seed_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x18\n\x10generated_tokens\x18\x04 \x01(\r\x12\x1a\n\x12watermarked_tokens\x18\x05 \x01(\r\x12\x0e\n\x06scheme\x18\x06 \x01(\t\x12\x16\n\x0escheme_version\x18\x07 \x01(\t\"\x8f\x01\n\x0e\x45xtractRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x1a\n\x12\x63\x61ndidate_seed_ids\x18\x03 \x03(\t\x12\r\n\x05nonce\x18\x04 \x01(\x0c\x12\x30\n\x0crequested_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x03\n\x10\x45xtractionReport\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\x13\n\x0btext_sha256\x18\x03 \x01(\x0c\x12\x11\n\tvendor_id\x18\x04 \x01(\t\x12\x14\n\x0c\x62\x65st_seed_id\x18\x05 \x01(\t\x12\x0f\n\x07payload\x18\x06 \x01(\x0c\x12\x14\n\x0cpayload_bits\x18\x07 \x01(\r\x12\x0f\n\x07p_value\x18\x08 \x01(\x01\x12\x0f\n\x07z_score\x18\t \x01(\x01\x12\x16\n\x0e\x62it_confidence\x18\n \x03(\x01\x12\x15\n\rscored_tokens\x18\x0b \x01(\r\x12\x12\n\ngreen_hits\x18\x0c \x01(\r\x12\x18\n\x10runner_up_margin\x18\r \x01(\x01\x12\x19\n\x11\x63\x61ndidates_tested\x18\x0e \x01(\r\x12\x0e\n\x06scheme\x18\x0f \x01(\t\x12\x16\n\x0escheme_version\x18\x10 \x01(\t\x12\x30\n\x0c\x65xtracted_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x16SignedExtractionReport\x12\x0e\n\x06report\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x1b\n\x13signature_algorithm\x18\x03 \x01(\t\x12\x0e\n\x06key_id\x18\x04 \x01(\t2\xcd\x01\n\rVendorService\x12[\n\x08Generate\x12&.safework.watermark.v1.GenerateRequest\x1a\'.safework.watermark.v1.GenerateResponse\x12_\n\x07\x45xtract\x12%.safework.watermark.v1.ExtractRequest\x1a-.safework.watermark.v1.SignedExtractionReportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"safework/watermark/v1/vendor.proto\x12\x15safework.watermark.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"safework/watermark/v1/common.proto\"\x89\x01\n\x0eSamplingParams\x12\x16\n\x0emax_new_tokens\x18\x01 \x01(\r\x12\x13\n\x0btemperature\x18\x02 \x01(\x01\x12\r\n\x05top_p\x18\x03 \x01(\x01\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x1a\n\rsampling_seed\x18\x05 \x01(\x04H\x00\x88\x01\x01\x42\x10\n\x0e_sampling_seed\"\x8b\x01\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x0f\n\x07seed_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x37\n\x08sampling\x18\x04 \x01(\x0b\x32%.safework.watermark.v1.SamplingParams\x12\x0c\n\x04\x63hat\x18\x05 \x01(\x08\"\xa1\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07seed_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x18\n\x10generated_tokens\x18\x04 \x01(\r\x12\x1a\n\x12watermarked_tokens\x18\x05 \x01(\r\x12\x0e\n\x06scheme\x18\x06 \x01(\t\x12\x16\n\x0escheme_version\x18\x07 \x01(\t\"\xcb\x01\n\x0e\x45xtractRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x1a\n\x12\x63\x61ndidate_seed_ids\x18\x03 \x03(\t\x12\r\n\x05nonce\x18\x04 \x01(\x0c\x12\x30\n\x0crequested_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\tsignature\x18\x06 \x01(\x0b\x32\'.safework.watermark.v1.RequestSignature\"\x8e\x03\n\x10\x45xtractionReport\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\x13\n\x0btext_sha256\x18\x03 \x01(\x0c\x12\x11\n\tvendor_id\x18\x04 \x01(\t\x12\x14\n\x0c\x62\x65st_seed_id\x18\x05 \x01(\t\x12\x0f\n\x07payload\x18\x06 \x01(\x0c\x12\x14\n\x0cpayload_bits\x18\x07 \x01(\r\x12\x0f\n\x07p_value\x18\x08 \x01(\x01\x12\x0f\n\x07z_score\x18\t \x01(\x01\x12\x16\n\x0e\x62it_confidence\x18\n \x03(\x01\x12\x15\n\rscored_tokens\x18\x0b \x01(\r\x12\x12\n\ngreen_hits\x18\x0c \x01(\r\x12\x18\n\x10runner_up_margin\x18\r \x01(\x01\x12\x19\n\x11\x63\x61ndidates_tested\x18\x0e \x01(\r\x12\x0e\n\x06scheme\x18\x0f \x01(\t\x12\x16\n\x0escheme_version\x18\x10 \x01(\t\x12\x30\n\x0c\x65xtracted_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x16SignedExtractionReport\x12\x0e\n\x06report\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x1b\n\x13signature_algorithm\x18\x03 \x01(\t\x12\x0e\n\x06key_id\x18\x04 \x01(\t2\xcd\x01\n\rVendorService\x12[\n\x08Generate\x12&.safework.watermark.v1.GenerateRequest\x1a\'.safework.watermark.v1.GenerateResponse\x12_\n\x07\x45xtract\x12%.safework.watermark.v1.ExtractRequest\x1a-.safework.watermark.v1.SignedExtractionReportb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'safework.core.rpc.gen.watermark.v1.vendor_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SAMPLINGPARAMS']._serialized_start=95
-  _globals['_SAMPLINGPARAMS']._serialized_end=232
-  _globals['_GENERATEREQUEST']._serialized_start=235
-  _globals['_GENERATEREQUEST']._serialized_end=374
-  _globals['_GENERATERESPONSE']._serialized_start=377
-  _globals['_GENERATERESPONSE']._serialized_end=538
-  _globals['_EXTRACTREQUEST']._serialized_start=541
-  _globals['_EXTRACTREQUEST']._serialized_end=684
-  _globals['_EXTRACTIONREPORT']._serialized_start=687
-  _globals['_EXTRACTIONREPORT']._serialized_end=1085
-  _globals['_SIGNEDEXTRACTIONREPORT']._serialized_start=1087
-  _globals['_SIGNEDEXTRACTIONREPORT']._serialized_end=1191
-  _globals['_VENDORSERVICE']._serialized_start=1194
-  _globals['_VENDORSERVICE']._serialized_end=1399
+  _globals['_SAMPLINGPARAMS']._serialized_start=131
+  _globals['_SAMPLINGPARAMS']._serialized_end=268
+  _globals['_GENERATEREQUEST']._serialized_start=271
+  _globals['_GENERATEREQUEST']._serialized_end=410
+  _globals['_GENERATERESPONSE']._serialized_start=413
+  _globals['_GENERATERESPONSE']._serialized_end=574
+  _globals['_EXTRACTREQUEST']._serialized_start=577
+  _globals['_EXTRACTREQUEST']._serialized_end=780
+  _globals['_EXTRACTIONREPORT']._serialized_start=783
+  _globals['_EXTRACTIONREPORT']._serialized_end=1181
+  _globals['_SIGNEDEXTRACTIONREPORT']._serialized_start=1183
+  _globals['_SIGNEDEXTRACTIONREPORT']._serialized_end=1287
+  _globals['_VENDORSERVICE']._serialized_start=1290
+  _globals['_VENDORSERVICE']._serialized_end=1495
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from safework.core.rpc.gen.watermark.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -56,18 +57,20 @@ class GenerateResponse(_message.Message):
     def __init__(self, text: _Optional[str] = ..., seed_id: _Optional[str] = ..., model_id: _Optional[str] = ..., generated_tokens: _Optional[int] = ..., watermarked_tokens: _Optional[int] = ..., scheme: _Optional[str] = ..., scheme_version: _Optional[str] = ...) -> None: ...
 
 class ExtractRequest(_message.Message):
-    __slots__ = ("request_id", "text", "candidate_seed_ids", "nonce", "requested_at")
+    __slots__ = ("request_id", "text", "candidate_seed_ids", "nonce", "requested_at", "signature")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_SEED_IDS_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     text: str
     candidate_seed_ids: _containers.RepeatedScalarFieldContainer[str]
     nonce: bytes
     requested_at: _timestamp_pb2.Timestamp
-    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., candidate_seed_ids: _Optional[_Iterable[str]] = ..., nonce: _Optional[bytes] = ..., requested_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    signature: _common_pb2.RequestSignature
+    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., candidate_seed_ids: _Optional[_Iterable[str]] = ..., nonce: _Optional[bytes] = ..., requested_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., signature: _Optional[_Union[_common_pb2.RequestSignature, _Mapping]] = ...) -> None: ...
 
 class ExtractionReport(_message.Message):
     __slots__ = ("request_id", "nonce", "text_sha256", "vendor_id", "best_seed_id", "payload", "payload_bits", "p_value", "z_score", "bit_confidence", "scored_tokens", "green_hits", "runner_up_margin", "candidates_tested", "scheme", "scheme_version", "extracted_at")

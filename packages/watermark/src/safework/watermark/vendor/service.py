@@ -1,0 +1,184 @@
+"""A vendor's gRPC service: generate with TTP-issued seeds, extract on the TTP's signed request.
+
+The user's prompt stays here: the TTP is asked only for a seed (vendor, model, version, time), and the
+grants it returns are verified and kept in the vendor's grant book. Extraction tests the text under each
+candidate seed the TTP names (only this vendor's), reports the best with a p-value corrected for the number
+of candidates, and signs the exact report bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from safework.core.rpc.gen.watermark.v1 import ttp_pb2, ttp_pb2_grpc, vendor_pb2, vendor_pb2_grpc
+from safework.core.types import WatermarkPayload
+from safework.watermark.engine import Watermarker
+from safework.watermark.errors import WatermarkInputError
+from safework.watermark.keys import WatermarkKey
+from safework.watermark.security import signing
+from safework.watermark.security.messages import check_message, method_name, sign_message
+from safework.watermark.security.pki import PeerIdentityError, peer_identity
+from safework.watermark.security.replay import MemoryReplayGuard
+from safework.watermark.ttp.seeds import pack_bits
+from safework.watermark.vendor.grants import Grant, GrantBook, verify_grant, watermark_secret
+
+log = logging.getLogger(__name__)
+TTP_SIGNER = "ttp"
+MAX_TEXT_CHARS = 100_000
+MAX_PROMPT_CHARS = 20_000
+DEFAULT_TEMPERATURE, DEFAULT_TOP_P, DEFAULT_MAX_NEW_TOKENS = 0.7, 0.9, 200  # what a chat vendor serves
+
+
+@dataclass
+class VendorConfig:
+    """Who this vendor is and what it trusts."""
+
+    vendor_id: str
+    key: signing.SigningKey
+    watermark_secret: bytes
+    ttp_public_key: bytes
+    model_id: str = "default"
+    model_version: str = "1"
+    require_mtls: bool = True
+
+
+class VendorServicer(vendor_pb2_grpc.VendorServiceServicer):
+    """One vendor, one model (the watermarker's), many grants."""
+
+    def __init__(self, config: VendorConfig, watermarker: Watermarker, grants: GrantBook) -> None:
+        if len(config.watermark_secret) < 16:
+            raise ValueError("the vendor's watermark secret must be at least 16 bytes")
+        self.config, self.watermarker, self.grants = config, watermarker, grants
+        self.guard = MemoryReplayGuard(window_s=signing.DEFAULT_MAX_SKEW_S * 2)
+        self._lock = threading.Lock()  # one model, one generation or extraction at a time
+
+    # -- grants ---------------------------------------------------------------------------------------
+    def request_grant(self, ttp: ttp_pb2_grpc.TtpServiceStub, *, now: float | None = None) -> Grant:
+        """Ask the TTP for this period's seed (model, version, time only) and keep it."""
+        request = ttp_pb2.IssueSeedRequest(vendor_id=self.config.vendor_id)
+        identity = request.identity
+        identity.vendor_id, identity.model_id = self.config.vendor_id, self.config.model_id
+        identity.model_version = self.config.model_version
+        identity.timestamp.FromNanoseconds(int((time.time() if now is None else now) * 1e9))
+        sign_message(request, method_name("TtpService", "IssueSeed"), self.config.key, self.config.vendor_id)
+        grant = ttp.IssueSeed(request)
+        verify_grant(grant, self.config.ttp_public_key)
+        return self.grants.add(grant)
+
+    def _key(self, grant: Grant) -> WatermarkKey:
+        return WatermarkKey(watermark_secret(self.config.watermark_secret, grant.seed))
+
+    # -- RPCs -----------------------------------------------------------------------------------------
+    def Generate(self, request: Any, context: grpc.ServicerContext) -> Any:
+        from safework.core.models.generation import render_prompt
+        from safework.watermark.generation import generate
+
+        if not request.prompt.strip() or len(request.prompt) > MAX_PROMPT_CHARS:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"prompt must be 1..{MAX_PROMPT_CHARS} characters"
+            )
+        model = self.config.model_id
+        grant = self.grants.get(request.seed_id) if request.seed_id else self.grants.current(model)
+        if grant is None:
+            wanted = request.seed_id or "for the current period"
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"no grant {wanted}; request a seed first")
+            raise AssertionError("unreachable: abort raises")
+        sampling = request.sampling
+        seed = int(sampling.sampling_seed) if sampling.HasField("sampling_seed") else time.time_ns() % 2**31
+        text = request.prompt
+        prompt = render_prompt(self.watermarker.loaded.tokenizer, text) if request.chat else text
+        payload = WatermarkPayload(grant.payload, grant.payload_bits)
+        with self._lock:
+            marked = self.watermarker.with_key(self._key(grant))
+            out = generate(
+                marked,
+                [prompt],
+                [payload],
+                show_progress=False,
+                temperature=sampling.temperature or DEFAULT_TEMPERATURE,
+                top_p=sampling.top_p or DEFAULT_TOP_P,
+                top_k=int(sampling.top_k),
+                max_new_tokens=int(sampling.max_new_tokens or DEFAULT_MAX_NEW_TOKENS),
+                seed=seed,
+            )[0]
+        return vendor_pb2.GenerateResponse(
+            text=out.text,
+            seed_id=grant.seed_id,
+            model_id=self.config.model_id,
+            generated_tokens=len(out.ids),
+            watermarked_tokens=max(0, len(out.ids) - marked.scheme.warmup),
+            scheme="credid",
+            scheme_version="1",
+        )
+
+    def Extract(self, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            caller = peer_identity(context).name if self.config.require_mtls else None
+            if request.signature.signer_id != TTP_SIGNER:
+                raise signing.SignerMismatchError("only the TTP asks a vendor to extract")
+            keys = {signing.key_id_of(self.config.ttp_public_key): self.config.ttp_public_key}
+            check_message(
+                request,
+                method_name("VendorService", "Extract"),
+                keys,
+                self.guard,
+                expected_signer=None if caller is None else TTP_SIGNER,
+            )
+        except signing.SignerMismatchError as exc:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        except (signing.SignatureError, PeerIdentityError) as exc:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        if len(request.text) > MAX_TEXT_CHARS:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"text longer than {MAX_TEXT_CHARS} characters")
+        ids = list(request.candidate_seed_ids)
+        grants = [g for g in (self.grants.get(i) for i in ids) if g is not None] if ids else self.grants.all()
+        report = self.extract_report(request.text, grants)
+        report.request_id, report.nonce = request.request_id, request.nonce
+        body = report.SerializeToString(deterministic=True)
+        return vendor_pb2.SignedExtractionReport(
+            report=body,
+            signature=self.config.key.sign(body),
+            signature_algorithm="ed25519",
+            key_id=self.config.key.key_id,
+        )
+
+    def extract_report(self, text: str, grants: Sequence[Grant]) -> Any:
+        """The unsigned report: the best candidate, its p-value × the number of candidates (Bonferroni)."""
+        report = vendor_pb2.ExtractionReport(
+            text_sha256=hashlib.sha256(text.encode("utf-8")).digest(),
+            vendor_id=self.config.vendor_id,
+            candidates_tested=len(grants),
+            scheme="credid",
+            scheme_version="1",
+            p_value=1.0,
+        )
+        results = []
+        with self._lock:
+            try:
+                ids = self.watermarker.tokenize(text)
+                for grant in grants:
+                    results.append((self.watermarker.with_key(self._key(grant)).extract_ids(ids), grant))
+            except WatermarkInputError as exc:  # too short to carry a mark: nothing is testable
+                log.info("extraction skipped: %s", exc)
+                results = []
+        if results:
+            results.sort(key=lambda pair: (pair[0].p_value, -pair[0].z))
+            best, grant = results[0]
+            report.best_seed_id = grant.seed_id
+            report.p_value = min(1.0, best.p_value * len(results))
+            report.z_score = best.z
+            report.payload = pack_bits(best.decoded.value, best.decoded.bits) if best.decoded.bits else b""
+            report.payload_bits = best.decoded.bits
+            report.bit_confidence[:] = best.bit_confidence
+            report.scored_tokens = best.scored_tokens
+            report.runner_up_margin = best.z - results[1][0].z if len(results) > 1 else 0.0
+        report.extracted_at.GetCurrentTime()
+        return report

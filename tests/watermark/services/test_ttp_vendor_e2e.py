@@ -1,0 +1,203 @@
+"""The CredID protocol end to end on 127.0.0.1: a TTP (SQLite store) and two vendors on the embedded model,
+every link mTLS, every request signed. Vendors get seeds without sending a prompt, generate through their
+Generate RPC, and the TTP attributes those texts to the right vendor and identity; a human passage goes to
+no vendor; a vendor that is down makes the decision partial; forged, replayed and foreign requests fail
+with the right status and leave nothing behind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from safework.core.rpc import RunningServer, build_server, connect
+from safework.core.rpc.gen.watermark.v1 import ttp_pb2, ttp_pb2_grpc, vendor_pb2, vendor_pb2_grpc
+from safework.watermark.engine import load_watermarker
+from safework.watermark.keys import WatermarkKey
+from safework.watermark.security.pki import client_tls, init_ca, issue, server_tls
+from safework.watermark.security.signing import SigningKey
+from safework.watermark.ttp.attribution import GrpcVendorCaller
+from safework.watermark.ttp.seeds import SeedIssuer
+from safework.watermark.ttp.service import TtpConfig, TtpServicer, sign_as
+from safework.watermark.ttp.sqlite_store import SQLiteStore
+from safework.watermark.vendor.grants import GrantBook
+from safework.watermark.vendor.service import VendorConfig, VendorServicer
+
+pytestmark = pytest.mark.slow
+VENDORS = ("acme", "globex")
+PROMPTS = {
+    "acme": "Write a short paragraph about why people enjoy walking in autumn forests.",
+    "globex": "Explain in a few sentences how a bicycle's gears help a rider climb hills.",
+}
+HUMAN = (
+    "The committee met on Tuesday to review the budget for the new library wing. After a long discussion "
+    "about heating costs and the price of shelving, members agreed to postpone the vote until the architect "
+    "could present revised drawings. Several residents spoke in favour of keeping the old reading room, "
+    "which has served the town since the nineteenth century, and asked that its windows be restored rather "
+    "than replaced. The chair thanked everyone for their patience and promised a decision before spring."
+)
+
+
+@dataclass
+class Net:
+    folder: Path
+    keys: dict[str, SigningKey]
+    ttp: RunningServer
+    store: SQLiteStore
+    vendors: dict[str, RunningServer]
+    servicers: dict[str, VendorServicer]
+
+    def channel(self, name: str, target: str) -> grpc.Channel:
+        return connect(target, tls=client_tls(self.folder, name), retries=0)
+
+    def ttp_stub(self, name: str) -> Any:
+        return ttp_pb2_grpc.TtpServiceStub(self.channel(name, self.ttp.target))
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+    folder = tmp_path_factory.mktemp("credid")
+    init_ca(folder)
+    for name, role in (
+        ("ttp", "ttp"),
+        ("admin", "admin"),
+        ("auditor", "client"),
+        *((v, "vendor") for v in VENDORS),
+    ):
+        issue(folder, name, role=role)  # type: ignore[arg-type]
+    keys = {name: SigningKey.generate() for name in ("ttp", "admin", "auditor", *VENDORS)}
+    store = SQLiteStore(folder / "ttp.db")
+    config = TtpConfig(
+        key=keys["ttp"],
+        issuer=SeedIssuer(bytes(range(32))),
+        admins={"admin": {keys["admin"].key_id: keys["admin"].public_bytes()}},
+        requesters={"auditor": {keys["auditor"].key_id: keys["auditor"].public_bytes()}},
+    )
+    caller = GrpcVendorCaller(client_tls(folder, "ttp"))
+    servicer = TtpServicer(store, config, caller)
+    ttp = build_server(
+        "127.0.0.1:0",
+        [(ttp_pb2_grpc.add_TtpServiceServicer_to_server, servicer)],
+        tls=server_tls(folder, "ttp"),
+    )
+    base = load_watermarker("credid", WatermarkKey(bytes(16)), bits=16)
+    vendors, servicers = {}, {}
+    for i, name in enumerate(VENDORS):
+        vendor = VendorServicer(
+            VendorConfig(name, keys[name], bytes([i + 1]) * 32, keys["ttp"].public_bytes()),
+            base,
+            GrantBook(folder / f"{name}.grants.db"),
+        )
+        vendors[name] = build_server(
+            "127.0.0.1:0",
+            [(vendor_pb2_grpc.add_VendorServiceServicer_to_server, vendor)],
+            tls=server_tls(folder, name),
+        )
+        servicers[name] = vendor
+    built = Net(folder, keys, ttp, store, vendors, servicers)
+    admin = built.ttp_stub("admin")
+    for name in VENDORS:
+        request = ttp_pb2.RegisterVendorRequest(
+            vendor_id=name,
+            keys=[
+                ttp_pb2.VendorKey(
+                    key_id=keys[name].key_id, public_key=keys[name].public_bytes(), algorithm="ed25519"
+                )
+            ],
+            model_ids=["default"],
+            scheme="credid",
+            scheme_version="1",
+            endpoint=vendors[name].target,
+        )
+        response = admin.RegisterVendor(sign_as(request, "RegisterVendor", keys["admin"], "admin"))
+        assert response.ttp_public_key == keys["ttp"].public_bytes()
+        servicers[name].request_grant(built.ttp_stub(name))
+    yield built
+    for server in (ttp, *vendors.values()):
+        server.stop(0)
+    caller.close()
+    store.close()
+
+
+def _attribute(net: Net, text: str) -> Any:
+    request = ttp_pb2.AttributeRequest(text=text, request_id="t")
+    return net.ttp_stub("auditor").Attribute(
+        sign_as(request, "Attribute", net.keys["auditor"], "auditor"), timeout=600
+    )
+
+
+def test_generated_texts_are_attributed_to_their_vendor_and_human_text_to_none(net: Net) -> None:
+    for name in VENDORS:
+        stub = vendor_pb2_grpc.VendorServiceStub(net.channel("auditor", net.vendors[name].target))
+        sampling = vendor_pb2.SamplingParams(max_new_tokens=160, temperature=1.0, top_p=1.0, sampling_seed=7)
+        out = stub.Generate(
+            vendor_pb2.GenerateRequest(prompt=PROMPTS[name], chat=True, sampling=sampling), timeout=600
+        )
+        assert out.generated_tokens > 60, out.text
+        answer = _attribute(net, out.text)
+        assert answer.decision == ttp_pb2.DECISION_ATTRIBUTED, answer
+        assert answer.vendor_id == name and answer.seed_id == out.seed_id
+        assert answer.identity.model_id == "default" and not answer.partial
+    human = _attribute(net, HUMAN)
+    assert human.decision == ttp_pb2.DECISION_NONE and not human.partial
+    assert all(f.signature_valid for f in human.findings)
+
+
+def test_the_audit_log_records_every_event_and_its_chain_verifies(net: Net) -> None:
+    from safework.watermark.ttp.audit import verify_store
+
+    assert verify_store(net.store).ok
+    page = net.ttp_stub("auditor").GetAuditLog(ttp_pb2.GetAuditLogRequest())
+    kinds = [e.kind_name for e in page.entries]
+    assert kinds[:4] == ["vendor_registered", "seed_issued"] * 2
+    assert kinds.count("attribution") >= 3
+    assert all(b"prompt" not in e.body for e in page.entries)
+
+
+def test_a_vendor_that_is_down_makes_the_decision_partial(net: Net) -> None:
+    net.vendors["globex"].stop(0)
+    try:
+        answer = _attribute(net, HUMAN)
+        assert answer.partial and list(answer.missing_vendor_ids) == ["globex"]
+        assert answer.decision == ttp_pb2.DECISION_NONE
+    finally:
+        servicer = net.servicers["globex"]
+        port = int(net.vendors["globex"].target.rsplit(":", 1)[1])
+        net.vendors["globex"] = build_server(
+            f"127.0.0.1:{port}",
+            [(vendor_pb2_grpc.add_VendorServiceServicer_to_server, servicer)],
+            tls=server_tls(net.folder, "globex"),
+        )
+
+
+def test_forged_replayed_and_foreign_requests_are_refused_and_nothing_is_stored(net: Net) -> None:
+    grants = net.store.count_grants()
+    audit = net.store.audit_length()
+    request = ttp_pb2.IssueSeedRequest(
+        vendor_id="acme", identity=ttp_pb2.IdentityMessage(model_id="default", model_version="2")
+    )
+    signed = sign_as(request, "IssueSeed", net.keys["acme"], "acme")
+    net.ttp_stub("acme").IssueSeed(signed)  # a new version: a new grant
+    with pytest.raises(grpc.RpcError) as replay:
+        net.ttp_stub("acme").IssueSeed(signed)
+    assert replay.value.code() == grpc.StatusCode.UNAUTHENTICATED and "nonce" in replay.value.details()
+    other = ttp_pb2.IssueSeedRequest(vendor_id="globex", identity=ttp_pb2.IdentityMessage(model_id="default"))
+    with pytest.raises(grpc.RpcError) as foreign:  # acme's certificate, acting for globex
+        net.ttp_stub("acme").IssueSeed(sign_as(other, "IssueSeed", net.keys["acme"], "acme"))
+    assert foreign.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    register = ttp_pb2.RegisterVendorRequest(vendor_id="mallory", endpoint="127.0.0.1:1", model_ids=["x"])
+    with pytest.raises(grpc.RpcError) as not_admin:
+        net.ttp_stub("acme").RegisterVendor(sign_as(register, "RegisterVendor", net.keys["acme"], "acme"))
+    assert not_admin.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    tampered = sign_as(ttp_pb2.AttributeRequest(text=HUMAN), "Attribute", net.keys["auditor"], "auditor")
+    tampered.text = HUMAN + " (edited)"
+    with pytest.raises(grpc.RpcError) as forged:
+        net.ttp_stub("auditor").Attribute(tampered)
+    assert forged.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert net.store.count_grants() == grants + 1  # only the one legitimate new grant
+    assert net.store.audit_length() == audit + 1
+    assert net.store.get_vendor("mallory") is None
