@@ -66,10 +66,11 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         ("ttp", "ttp"),
         ("admin", "admin"),
         ("auditor", "client"),
+        ("stranger", "vendor"),
         *((v, "vendor") for v in VENDORS),
     ):
         issue(folder, name, role=role)  # type: ignore[arg-type]
-    keys = {name: SigningKey.generate() for name in ("ttp", "admin", "auditor", *VENDORS)}
+    keys = {name: SigningKey.generate() for name in ("ttp", "admin", "auditor", "stranger", *VENDORS)}
     store = SQLiteStore(folder / "ttp.db")
     config = TtpConfig(
         key=keys["ttp"],
@@ -201,3 +202,84 @@ def test_forged_replayed_and_foreign_requests_are_refused_and_nothing_is_stored(
     assert net.store.count_grants() == grants + 1  # only the one legitimate new grant
     assert net.store.audit_length() == audit + 1
     assert net.store.get_vendor("mallory") is None
+
+
+def _code(call: Any) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    return caught.value.code(), caught.value.details() or ""
+
+
+def test_bad_input_matrix(net: Net) -> None:
+    """Each bad request gets its status and a message naming the problem; none of them stores anything."""
+    import time
+
+    from safework.watermark.security.messages import method_name, sign_message
+
+    grants, audit, vendors = net.store.count_grants(), net.store.audit_length(), len(net.store.list_vendors())
+    seed = ttp_pb2.IssueSeedRequest(
+        vendor_id="stranger", identity=ttp_pb2.IdentityMessage(model_id="default")
+    )
+    code, text = _code(
+        lambda: net.ttp_stub("stranger").IssueSeed(
+            sign_as(seed, "IssueSeed", net.keys["stranger"], "stranger")
+        )
+    )
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "registered vendor" in text
+
+    stale = ttp_pb2.AttributeRequest(text="some text to attribute")
+    sign_message(
+        stale, method_name("TtpService", "Attribute"), net.keys["auditor"], "auditor", now=time.time() - 300
+    )
+    code, text = _code(lambda: net.ttp_stub("auditor").Attribute(stale))
+    assert code == grpc.StatusCode.UNAUTHENTICATED and "ago" in text
+
+    wrong_key = sign_as(ttp_pb2.AttributeRequest(text="x y z"), "Attribute", net.keys["stranger"], "auditor")
+    code, text = _code(lambda: net.ttp_stub("auditor").Attribute(wrong_key))
+    assert code == grpc.StatusCode.UNAUTHENTICATED and "not registered" in text
+
+    for bad_text, needle in (("   ", "empty"), ("word " * 25_000, "characters")):
+        request = sign_as(
+            ttp_pb2.AttributeRequest(text=bad_text), "Attribute", net.keys["auditor"], "auditor"
+        )
+        code, text = _code(lambda request=request: net.ttp_stub("auditor").Attribute(request))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and needle in text
+
+    channel = net.channel("auditor", net.ttp.target)
+    raw = channel.unary_unary("/safework.watermark.v1.TtpService/Attribute")
+    code, text = _code(lambda: raw(b"\x0a\x03\xff\xfe\xfd", timeout=30))  # field 1 (text) = invalid UTF-8
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "UTF-8" in text
+
+    from safework.core.rpc import ClientTls
+
+    for tls in (None, ClientTls(net.folder / "ca.pem")):  # plaintext; TLS without a client certificate
+
+        def call(tls: Any = tls) -> Any:
+            with connect(net.ttp.target, tls=tls, retries=0) as ch:
+                return ttp_pb2_grpc.TtpServiceStub(ch).GetAuditLog(ttp_pb2.GetAuditLogRequest(), timeout=10)
+
+        code, _ = _code(call)
+        assert code == grpc.StatusCode.UNAVAILABLE
+
+    assert (net.store.count_grants(), net.store.audit_length(), len(net.store.list_vendors())) == (
+        grants,
+        audit,
+        vendors,
+    )
+
+
+def test_a_vendor_answering_for_another_is_not_believed(net: Net) -> None:
+    """globex answers acme's request with a report in its own key: the TTP flags it, attributes nothing."""
+    from safework.watermark.ttp.attribution import Attributor
+
+    globex = net.channel("ttp", net.vendors["globex"].target)
+
+    def impostor(vendor: Any, request: Any, timeout_s: float) -> Any:
+        return vendor_pb2_grpc.VendorServiceStub(globex).Extract(request, timeout=timeout_s)
+
+    attributor = Attributor(net.store, net.keys["ttp"], impostor)
+    response = attributor.attribute(HUMAN, 0.01, ["acme"], 0, "impostor")
+    (finding,) = response.findings
+    assert not finding.signature_valid and "acme" in finding.error
+    assert response.partial and list(response.missing_vendor_ids) == ["acme"]
+    assert response.decision == ttp_pb2.DECISION_NONE

@@ -9,11 +9,14 @@ import click
 
 from safework.core.hookspecs import Register, hookimpl
 from safework.core.registry_cli import listing_command
+from safework.watermark.commands.attribute import attribute_command
 from safework.watermark.commands.embed import embed_command
 from safework.watermark.commands.evaluate import evaluate_command
 from safework.watermark.commands.extract import extract_command
 from safework.watermark.commands.keygen import keygen_command
 from safework.watermark.commands.pki import pki_group
+from safework.watermark.commands.ttp import ttp_group
+from safework.watermark.commands.vendor import vendor_group
 
 
 @click.group("watermark")
@@ -23,7 +26,16 @@ def watermark_group() -> None:
 
 watermark_group.add_command(listing_command("register_watermark_schemes", "watermark schemes", "schemes"))
 watermark_group.add_command(listing_command("register_attacks", "attacks", "attacks"))
-for _command in (keygen_command, embed_command, extract_command, evaluate_command, pki_group):
+for _command in (
+    keygen_command,
+    embed_command,
+    extract_command,
+    evaluate_command,
+    pki_group,
+    ttp_group,
+    vendor_group,
+    attribute_command,
+):
     watermark_group.add_command(_command)
 
 

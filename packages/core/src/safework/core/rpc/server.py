@@ -26,6 +26,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from safework.core.errors import ConfigError, RpcError
 from safework.core.rpc.address import Address, parse_address
 from safework.core.rpc.deadlines import DeadlineInterceptor, DeadlinePolicy
+from safework.core.rpc.parsing import StrictParsing
 from safework.core.rpc.tls import TlsConfig
 
 log = logging.getLogger("safework.rpc")
@@ -99,8 +100,10 @@ class RunningServer:
         self.server.stop(grace).wait()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the server has terminated; True if it did within ``timeout``."""
-        return bool(self.server.wait_for_termination(timeout))
+        """Block until the server has terminated; True if it did within ``timeout``.
+
+        (grpc's ``wait_for_termination`` answers the opposite question: True when the wait timed out.)"""
+        return not self.server.wait_for_termination(timeout)
 
     def __enter__(self) -> RunningServer:
         return self
@@ -148,7 +151,11 @@ def build_server(
         raise ConfigError(
             f"max_message_bytes={max_message_bytes} is too small for any real request; use >= 1024."
         )
-    chain: list[grpc.ServerInterceptor] = [DeadlineInterceptor(deadlines or DeadlinePolicy()), *interceptors]
+    chain: list[grpc.ServerInterceptor] = [
+        DeadlineInterceptor(deadlines or DeadlinePolicy()),
+        StrictParsing(),  # bytes that do not parse: INVALID_ARGUMENT with a reason, not INTERNAL
+        *interceptors,
+    ]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="safework-rpc"),
         interceptors=chain,

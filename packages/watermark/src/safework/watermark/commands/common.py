@@ -90,3 +90,26 @@ def one_or_file(
         return [value]
     assert path is not None
     return read_jsonl_field(path, fields)
+
+
+def party_options(func: F) -> F:
+    """--pki/--name/--signing-key: who this process is in the CredID services (certificate + signing key)."""
+    options = [
+        click.option(
+            "--pki",
+            "pki_dir",
+            required=True,
+            type=click.Path(path_type=Path, file_okay=False),
+            help="PKI folder from `safework watermark pki init` holding ca.pem and NAME.pem/NAME.key.",
+        ),
+        click.option("--name", required=True, help="This party's certificate name (pki issue --name)."),
+        click.option(
+            "--signing-key",
+            required=True,
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="This party's Ed25519 request-signing key (`safework watermark pki keygen --out PATH`).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func

@@ -1,0 +1,38 @@
+"""Helpers for the CredID process tests: run the `safework` CLI and start its servers as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "safework.core.cli", *args]
+
+
+def run(*args: str) -> str:
+    done = subprocess.run(cli(*args), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(args: list[str], log: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(cli(*args), stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("listening "), log.read_text()
+    return proc, line.split()[1]
+
+
+def keygen(folder: Path, name: str) -> str:
+    out = json.loads(run("watermark", "pki", "keygen", "--out", str(folder / f"{name}.sign"), "--json"))
+    return str(out["public_key"])
