@@ -9,9 +9,9 @@ option once, so later calls only deal with text.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -24,6 +24,10 @@ from safework.watermark.hashing import TAG_TIEBREAK, hash_rows, uniform01
 from safework.watermark.keys import WatermarkKey
 from safework.watermark.payload import CRC_BITS, SymbolLayout
 from safework.watermark.schemes.base import Scheme
+
+if TYPE_CHECKING:
+    from safework.watermark.calibration import SeedCalibration
+    from safework.watermark.candidates import CandidateExtraction
 
 
 def scheme_factories() -> dict[str, Any]:
@@ -94,7 +98,8 @@ class Watermarker:
         ids = self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
         return torch.tensor(ids, dtype=torch.int64)
 
-    def _check_length(self, ids: torch.Tensor) -> None:
+    def check_length(self, ids: torch.Tensor) -> None:
+        """Refuse a sequence no longer than the warm-up, with a message saying how long it must be."""
         if ids.numel() <= self.scheme.warmup:
             raise WatermarkInputError(
                 f"text has {ids.numel()} tokens but the first {self.scheme.warmup} are the scheme's warm-up "
@@ -105,7 +110,7 @@ class Watermarker:
     def evidence(self, ids: Sequence[int] | torch.Tensor) -> Evidence:
         """Per-position evidence of a generated-token sequence: what both tests below start from."""
         tensor = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
-        self._check_length(tensor)
+        self.check_length(tensor)
         return self.scheme.evidence(tensor)
 
     def decode(self, evidence: Evidence) -> Extraction:
@@ -117,6 +122,23 @@ class Watermarker:
 
     def extract_text(self, text: str) -> Extraction:
         return self.extract_ids(self.tokenize(text))
+
+    def extract_candidates(
+        self,
+        ids: Sequence[int] | torch.Tensor,
+        keys: Sequence[WatermarkKey],
+        *,
+        calibrations: Mapping[str, SeedCalibration] | None = None,
+    ) -> list[CandidateExtraction]:
+        """Extract one text under each candidate key (this watermarker's own key plays no part).
+
+        Equal, key by key, to ``self.with_key(k).extract_ids(ids)``, but the key-independent work (credid:
+        the proxy pass) runs once. ``calibrations`` (key fingerprint -> :class:`SeedCalibration`, one for
+        every key) adds each seed's calibrated p-value.
+        """
+        from safework.watermark.candidates import extract_candidates
+
+        return extract_candidates(self, ids, keys, calibrations)
 
     def known_payload_p_value(
         self,

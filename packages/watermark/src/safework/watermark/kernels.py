@@ -105,8 +105,11 @@ def _tops(
     rest: object,
     rows: int,
     id_limit: int | None,
+    *,
+    values: bool = True,
 ) -> list[tuple[torch.Tensor, str]]:
-    """Checks the tops' layout now; returns their value checks (ids in range and distinct, masses finite)."""
+    """Checks the tops' layout now; returns their value checks (ids in range and distinct, masses finite),
+    none when ``values`` is False (tops already checked by :func:`check_tops`)."""
     if not isinstance(top_ids, torch.Tensor) or top_ids.dim() != 2 or top_ids.shape[1] < 1:
         got = f"shape {tuple(top_ids.shape)}" if isinstance(top_ids, torch.Tensor) else type(top_ids).__name__
         raise OpInputError(f"top_ids must be a 2-D int64 tensor (rows, K) with K >= 1, got {got}")
@@ -115,6 +118,8 @@ def _tops(
     probs = _tensor(top_probs, "top_probs", torch.float32, (rows, k))
     mass = _tensor(rest, "rest", torch.float64, (rows,))
     _same_device(key, top_ids=ids, top_probs=probs, rest=mass)
+    if not values:
+        return []
     out_of_range = (ids < 0) if id_limit is None else (ids < 0) | (ids >= id_limit)
     high = "" if id_limit is None else f" and < n={id_limit}"
     ordered = ids.sort(dim=1).values
@@ -127,6 +132,17 @@ def _tops(
         (~torch.isfinite(probs).all() | (probs < 0).any(), "top_probs must be finite and >= 0"),
         (~torch.isfinite(mass).all() | (mass < 0).any(), "rest must be finite and >= 0"),
     ]
+
+
+def check_tops(top_ids: torch.Tensor, top_probs: torch.Tensor, rest: torch.Tensor) -> None:
+    """Validate top-K inputs once (layout, ids >= 0 and distinct per row, masses finite and >= 0).
+
+    Extraction under many candidate keys reuses one proxy output; checking it once and passing
+    ``tops_checked=True`` to :func:`green_table` keeps the sort and scans out of the per-key loop.
+    """
+    rows = top_ids.shape[0] if isinstance(top_ids, torch.Tensor) and top_ids.dim() == 2 else 0
+    ref = top_ids if isinstance(top_ids, torch.Tensor) else torch.empty(0)
+    _check_values(_tops(ref, top_ids, top_probs, rest, rows, None))
 
 
 def _key(key: object) -> torch.Tensor:
@@ -210,11 +226,14 @@ def green_table(
     rest: torch.Tensor,
     P: int,
     tau: float,
+    *,
+    tops_checked: bool = False,
 ) -> torch.Tensor:
     """(T, P) bool: entry [t, r] is ``green(tokens[t])`` under the prefix ``context[t] ++ [r]``.
 
     ``context`` (T, W) int64, ``tokens`` (T,) int64 >= 0 (inside or outside the tops), ``top_ids`` (T, K)
-    int64 distinct ids >= 0, ``top_probs`` (T, K) float32, ``rest`` (T,) float64.
+    int64 distinct ids >= 0, ``top_probs`` (T, K) float32, ``rest`` (T,) float64. ``tops_checked``: the
+    tops' values already passed :func:`check_tops` (their layout is still checked).
     """
     k = _key(key)
     words = _words(context, "context")
@@ -223,7 +242,7 @@ def green_table(
     _same_device(k, context=words, tokens=toks)
     size = _count(P, "P (the number of payload candidates)", 1)
     threshold = _finite(tau, "tau")
-    problems = _tops(k, top_ids, top_probs, rest, rows, None)
+    problems = _tops(k, top_ids, top_probs, rest, rows, None, values=not tops_checked)
     _check_values([*problems, ((toks < 0).any(), "tokens must be >= 0 (token ids)")])
     module = native_module(OP, words.device)
     if module is None:

@@ -41,6 +41,18 @@ class ProxyOutput:
     rest: torch.Tensor  # (N,) float64 mass outside the top K
 
 
+@dataclass(frozen=True)
+class ProxyPass:
+    """The proxy distributions before every scored position of one text: the key-independent half of
+    credid's extraction, computed once and reused under every candidate key (and, for calibration, kept
+    per human text: about K * 12 bytes per position, 0.6 MB for 200 tokens at K = 256)."""
+
+    ids: torch.Tensor  # (T,) the text, so a pass is never applied to another one
+    positions: torch.Tensor  # (N,) scored positions (past the warm-up, first (context, token) pairs)
+    q: ProxyOutput | None  # None when no position is scored
+    signature: tuple[int, ...]  # the proxy settings and weights it was computed with
+
+
 def truncated_model(model: PreTrainedModel, layers: int) -> PreTrainedModel:
     """The same model with only its first ``layers`` decoder layers; parameters are shared, not copied."""
     if layers <= 0:
@@ -139,6 +151,12 @@ class Proxy:
         top_probs = torch.cat(probs).cpu().contiguous()
         rest = (1.0 - top_probs.to(torch.float64).sum(dim=1)).clamp(min=0.0)
         return ProxyOutput(top_ids, top_probs, rest.contiguous())
+
+    def signature(self, context_width: int) -> tuple[int, ...]:
+        """What a :class:`ProxyPass` depends on besides the ids: settings and (shared) weights."""
+        weights = next(self.model.parameters()).data_ptr()
+        layers = int(getattr(self.model.config, "num_hidden_layers", 0) or 0)
+        return (self.window, self.top_k, self.vocab, layers, context_width, weights)
 
     @torch.inference_mode()
     def __call__(self, windows: torch.Tensor) -> ProxyOutput:

@@ -6,7 +6,9 @@ needs a proxy LM). Its two duties:
 * :meth:`Scheme.bias_` adds the watermark to one step's logits for a whole batch, each row carrying its own
   payload symbols (rows without symbols, or still inside the warm-up, are left alone);
 * :meth:`Scheme.evidence` scores every position of a token sequence
-  (see :class:`~safework.watermark.decoder.Evidence`).
+  (see :class:`~safework.watermark.decoder.Evidence`); :meth:`Scheme.shared_work` +
+  :meth:`Scheme.keyed_evidence` split it into its key-independent and keyed halves, so a text tested
+  under many candidate keys pays the first half once.
 
 Everything that is the same for all schemes lives here: contexts, slot allocation, warm-up, and counting a
 repeated (context, token) pair once.
@@ -140,6 +142,28 @@ class Scheme(ABC):
     @abstractmethod
     def evidence(self, ids: torch.Tensor) -> Evidence:
         """Per-position evidence for a generated-token sequence (prompt excluded)."""
+
+    def shared_work(self, ids: torch.Tensor) -> object | None:
+        """The part of :meth:`evidence` that does not depend on the key (credid: the proxy pass), or None.
+
+        Attribution extracts one text under many candidate keys, and a vendor scores every new seed on
+        the same human corpus; this is computed once per text and handed to :meth:`keyed_evidence` under
+        every key.
+        """
+        return None
+
+    def keyed_evidence(self, ids: torch.Tensor, shared: object | None) -> Evidence:
+        """:meth:`evidence` given :meth:`shared_work` of the same ids, computed under any key of this
+        scheme. Schemes without shared work simply recompute."""
+        return self.evidence(ids)
+
+    def evidence_for_keys(self, ids: torch.Tensor, keys: Sequence[WatermarkKey]) -> list[Evidence]:
+        """:meth:`evidence` of one text under each key, paying the key-independent work once."""
+        ids = self.check_ids(ids)
+        if len(keys) == 1:  # nothing to share: skip packaging (and re-checking) the shared work
+            return [self.rekeyed(keys[0]).evidence(ids)]
+        shared = self.shared_work(ids)
+        return [self.rekeyed(k).keyed_evidence(ids, shared) for k in keys]
 
     @abstractmethod
     def position_hits(self, ids: torch.Tensor, symbols: list[int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,10 +29,10 @@ from transformers import PreTrainedModel
 from safework.watermark.decoder import Evidence, grouped_null_pmfs
 from safework.watermark.errors import WatermarkInputError
 from safework.watermark.hashing import TAG_INDEX, TAG_PERM, hash_rows, tagged, unsigned_mod
-from safework.watermark.kernels import candidate_counts, green_bias, green_table
+from safework.watermark.kernels import candidate_counts, check_tops, green_bias, green_table
 from safework.watermark.keys import WatermarkKey
 from safework.watermark.payload import SymbolLayout
-from safework.watermark.proxy import Proxy, ProxyOutput
+from safework.watermark.proxy import Proxy, ProxyOutput, ProxyPass
 from safework.watermark.schemes.base import Scheme, positive
 
 # Defaults measured on the embedded SmolLM2 (benchmarks/RESULTS.md, "credid defaults").
@@ -115,12 +115,17 @@ class CredIDScheme(Scheme):
             self.prf, prefix, q.top_ids, q.top_probs, q.rest, self.vocab_size, self.tau, block, self.delta
         )
 
-    def _table(self, ids: torch.Tensor, ctx: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """(T, P) green table for the given positions (rows for other positions stay False)."""
+    def _table(
+        self, ids: torch.Tensor, ctx: torch.Tensor, positions: torch.Tensor, q: ProxyOutput | None = None
+    ) -> torch.Tensor:
+        """(T, P) green table for the given positions (rows for other positions stay False); ``q``: the
+        proxy output at those positions, computed and checked once by :meth:`shared_work`."""
         table = torch.zeros(ids.shape[0], self.permutations, dtype=torch.bool)
         if positions.numel() == 0:
             return table
-        q: ProxyOutput = self.proxy.along(ids, positions)
+        checked = q is not None
+        if q is None:
+            q = self.proxy.along(ids, positions)
         sub_ctx = tagged(TAG_PERM, ctx[positions])
         table[positions] = green_table(
             self.prf,
@@ -131,22 +136,47 @@ class CredIDScheme(Scheme):
             q.rest,
             self.permutations,
             self.tau,
+            tops_checked=checked,
         )
         return table
 
     def _scored(
-        self, ids: torch.Tensor
+        self, ids: torch.Tensor, shared: ProxyPass | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(contexts, slots, scored mask, (T, P) green table, per-position null rate)."""
         ctx, slots, valid = self.candidate_positions(ids)
-        table = self._table(ids, ctx, valid.nonzero().flatten())
+        table = self._table(ids, ctx, valid.nonzero().flatten(), None if shared is None else shared.q)
         null = table.to(torch.float64).mean(dim=1)
         scored = valid & (null > 0) & (null < 1)  # a token green (or red) in every permutation says nothing
         return ctx, slots, scored, table, null
 
-    def evidence(self, ids: torch.Tensor) -> Evidence:
+    def shared_work(self, ids: torch.Tensor) -> ProxyPass:
+        """The proxy pass over the scored positions: it does not depend on the key."""
         ids = self.check_ids(ids)
-        ctx, slots, scored, table, null = self._scored(ids)
+        positions = self.candidate_positions(ids)[2].nonzero().flatten()
+        q = self.proxy.along(ids, positions) if positions.numel() else None
+        if q is not None:
+            check_tops(q.top_ids, q.top_probs, q.rest)
+        return ProxyPass(ids.clone(), positions, q, self.proxy.signature(self.context_width))
+
+    def _check_shared(self, ids: torch.Tensor, shared: object | None) -> ProxyPass | None:
+        if shared is None:
+            return None
+        if not isinstance(shared, ProxyPass) or shared.signature != self.proxy.signature(self.context_width):
+            raise WatermarkInputError(
+                "shared work was computed by another scheme, proxy or model; compute it with this "
+                "watermarker's scheme.shared_work(ids)"
+            )
+        if not torch.equal(shared.ids, ids):
+            raise WatermarkInputError("shared work belongs to another text; compute it from these ids")
+        return shared
+
+    def evidence(self, ids: torch.Tensor) -> Evidence:
+        return self.keyed_evidence(ids, None)
+
+    def keyed_evidence(self, ids: torch.Tensor, shared: object | None) -> Evidence:
+        ids = self.check_ids(ids)
+        ctx, slots, scored, table, null = self._scored(ids, self._check_shared(ids, shared))
         masked = torch.where(scored, slots, torch.full_like(slots, -1))
         counts = candidate_counts(
             self.prf, tagged(TAG_INDEX, ctx), table, masked, self.layout.slots, self.layout.candidates

@@ -20,6 +20,8 @@ import grpc
 
 from safework.core.rpc.gen.watermark.v1 import ttp_pb2, ttp_pb2_grpc, vendor_pb2, vendor_pb2_grpc
 from safework.core.types import WatermarkPayload
+from safework.watermark.calibration import SeedCalibration
+from safework.watermark.candidates import best_candidate
 from safework.watermark.engine import Watermarker
 from safework.watermark.errors import WatermarkInputError
 from safework.watermark.keys import WatermarkKey
@@ -59,6 +61,7 @@ class VendorServicer(vendor_pb2_grpc.VendorServiceServicer):
         self.config, self.watermarker, self.grants = config, watermarker, grants
         self.guard = MemoryReplayGuard(window_s=signing.DEFAULT_MAX_SKEW_S * 2)
         self._lock = threading.Lock()  # one model, one generation or extraction at a time
+        self.calibrations: dict[str, SeedCalibration] | None = None
 
     # -- grants ---------------------------------------------------------------------------------------
     def request_grant(self, ttp: ttp_pb2_grpc.TtpServiceStub, *, now: float | None = None) -> Grant:
@@ -151,7 +154,11 @@ class VendorServicer(vendor_pb2_grpc.VendorServiceServicer):
         )
 
     def extract_report(self, text: str, grants: Sequence[Grant]) -> Any:
-        """The unsigned report: the best candidate, its p-value × the number of candidates (Bonferroni)."""
+        """The unsigned report: the best candidate and its p-value × the number of candidates (Bonferroni).
+
+        Every candidate is scored in one pass (credid's proxy runs once per text, not once per seed); with
+        per-seed calibrations (``self.calibrations``, key fingerprint -> SeedCalibration) the p-values are
+        each seed's calibrated ones."""
         report = vendor_pb2.ExtractionReport(
             text_sha256=hashlib.sha256(text.encode("utf-8")).digest(),
             vendor_id=self.config.vendor_id,
@@ -160,25 +167,26 @@ class VendorServicer(vendor_pb2_grpc.VendorServiceServicer):
             scheme_version="1",
             p_value=1.0,
         )
-        results = []
-        with self._lock:
-            try:
-                ids = self.watermarker.tokenize(text)
-                for grant in grants:
-                    results.append((self.watermarker.with_key(self._key(grant)).extract_ids(ids), grant))
-            except WatermarkInputError as exc:  # too short to carry a mark: nothing is testable
-                log.info("extraction skipped: %s", exc)
-                results = []
-        if results:
-            results.sort(key=lambda pair: (pair[0].p_value, -pair[0].z))
-            best, grant = results[0]
-            report.best_seed_id = grant.seed_id
-            report.p_value = min(1.0, best.p_value * len(results))
-            report.z_score = best.z
-            report.payload = pack_bits(best.decoded.value, best.decoded.bits) if best.decoded.bits else b""
-            report.payload_bits = best.decoded.bits
-            report.bit_confidence[:] = best.bit_confidence
-            report.scored_tokens = best.scored_tokens
-            report.runner_up_margin = best.z - results[1][0].z if len(results) > 1 else 0.0
+        if grants:
+            with self._lock:
+                try:
+                    ids = self.watermarker.tokenize(text)
+                    keys = [self._key(g) for g in grants]
+                    results = self.watermarker.extract_candidates(ids, keys, calibrations=self.calibrations)
+                except WatermarkInputError as exc:  # too short to carry a mark: nothing is testable
+                    log.info("extraction skipped: %s", exc)
+                    results = []
+            if results:
+                best, corrected = best_candidate(results)
+                ranked = sorted(results, key=lambda r: -r.z)
+                decoded = best.extraction.decoded
+                report.best_seed_id = grants[best.index].seed_id
+                report.p_value = corrected
+                report.z_score = best.z
+                report.payload = pack_bits(decoded.value, decoded.bits) if decoded.bits else b""
+                report.payload_bits = decoded.bits
+                report.bit_confidence[:] = best.extraction.bit_confidence
+                report.scored_tokens = best.scored_tokens
+                report.runner_up_margin = ranked[0].z - ranked[1].z if len(ranked) > 1 else 0.0
         report.extracted_at.GetCurrentTime()
         return report
