@@ -15,58 +15,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from credid_cli import free_port, keygen, run, start
+from credid_cli import free_port, make_parties, run, start, ttp_serve_args
 
 from safework.core.rpc.recording import read_records
 
 pytestmark = pytest.mark.slow
 VENDORS = ("acme", "globex")
-PROMPTS = {
-    "acme": "Describe in a short paragraph what makes a good cup of tea, step by step.",
-    "globex": "In a few sentences, explain why the sky looks blue during the day.",
+PROMPTS = {  # long-answer requests: a short answer carries too few marked tokens to attribute
+    "acme": "Write a detailed essay of several paragraphs about the history of tea and how it is made.",
+    "globex": "Write a long, detailed essay of several paragraphs about why the sky looks blue.",
 }
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     folder = tmp_path_factory.mktemp("credid-procs")
-    run("watermark", "pki", "init", "--dir", str(folder))
-    for name, role in (
-        ("ttp", "ttp"),
-        ("admin", "admin"),
-        ("auditor", "client"),
-        *((v, "vendor") for v in VENDORS),
-    ):
-        run("watermark", "pki", "issue", "--dir", str(folder), "--name", name, "--role", role)
-    public = {name: keygen(folder, name) for name in ("ttp", "admin", "auditor", *VENDORS)}
-    run("watermark", "ttp", "init-secret", "--out", str(folder / "seed.secret"))
+    roles = {"ttp": "ttp", "admin": "admin", "auditor": "client", **dict.fromkeys(VENDORS, "vendor")}
+    public = make_parties(folder, roles)
     record = folder / "ttp-received.bin"
     procs: list[subprocess.Popen[str]] = []
     try:
+        requester = ("--requester", f"auditor={public['auditor']}", "--record-requests", str(record))
         ttp, ttp_addr = start(
-            [
-                "watermark",
-                "ttp",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--db",
-                str(folder / "ttp.db"),
-                "--pki",
-                str(folder),
-                "--name",
-                "ttp",
-                "--signing-key",
-                str(folder / "ttp.sign"),
-                "--seed-secret",
-                str(folder / "seed.secret"),
-                "--admin",
-                f"admin={public['admin']}",
-                "--requester",
-                f"auditor={public['auditor']}",
-                "--record-requests",
-                str(record),
-            ],
+            ttp_serve_args(folder, public, *requester),
             folder / "ttp.log",
         )
         procs.append(ttp)
@@ -137,11 +108,12 @@ def test_generate_then_attribute_across_processes_and_the_ttp_never_sees_the_pro
     for name, target in world["vendors"].items():
         with connect(target, tls=client_tls(folder, "auditor"), default_timeout=600) as channel:
             sampling = vendor_pb2.SamplingParams(
-                max_new_tokens=120, temperature=1.0, top_p=1.0, sampling_seed=3
+                max_new_tokens=200, temperature=1.0, top_p=1.0, sampling_seed=3
             )
             out = vendor_pb2_grpc.VendorServiceStub(channel).Generate(
                 vendor_pb2.GenerateRequest(prompt=PROMPTS[name], chat=True, sampling=sampling)
             )
+        assert out.generated_tokens >= 150, f"{name} answered in {out.generated_tokens} tokens: {out.text!r}"
         texts[name] = out.text
     jsonl = folder / "texts.jsonl"
     jsonl.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts.values()))

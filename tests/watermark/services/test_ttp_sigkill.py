@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from credid_cli import keygen, run, start
+from credid_cli import make_parties, run, start, ttp_serve_args
 
 from safework.core.rpc.gen.watermark.v1 import ttp_pb2, ttp_pb2_grpc
 
@@ -26,30 +26,8 @@ def test_sigkill_under_load_loses_no_acknowledged_grant(tmp_path: Path) -> None:
     from safework.watermark.ttp.sqlite_store import SQLiteStore
 
     folder = tmp_path
-    run("watermark", "pki", "init", "--dir", str(folder))
-    for name, role in (("ttp", "ttp"), ("admin", "admin"), ("acme", "vendor")):
-        run("watermark", "pki", "issue", "--dir", str(folder), "--name", name, "--role", role)
-    public = {name: keygen(folder, name) for name in ("ttp", "admin", "acme")}
-    run("watermark", "ttp", "init-secret", "--out", str(folder / "seed.secret"))
-    serve = [
-        "watermark",
-        "ttp",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--db",
-        str(folder / "ttp.db"),
-        "--pki",
-        str(folder),
-        "--name",
-        "ttp",
-        "--signing-key",
-        str(folder / "ttp.sign"),
-        "--seed-secret",
-        str(folder / "seed.secret"),
-        "--admin",
-        f"admin={public['admin']}",
-    ]
+    public = make_parties(folder, {"ttp": "ttp", "admin": "admin", "acme": "vendor"})
+    serve = ttp_serve_args(folder, public)
     ttp, target = start(serve, folder / "ttp.log")
     acked: list[str] = []
     errors: list[str] = []
