@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from safework.core.console import print_json
 from safework.core.errors import SafeworkError
 from safework.watermark.commands.common import party_options
+
+if TYPE_CHECKING:
+    from safework.watermark.ttp.store import TTPStore
 
 
 @click.group("ttp")
@@ -21,15 +24,16 @@ def ttp_group() -> None:
 @click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False), help="File to write.")
 def init_secret_command(out: Path) -> None:
     """Write a fresh 32-byte seed secret (64 hex digits, mode 0600); every seed is derived from it."""
-    if out.exists():
-        raise click.ClickException(f"{out} exists; the seed secret is never overwritten (pick another path)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.touch(mode=0o600)
-    out.write_text(secrets.token_hex(32) + "\n")
+    from safework.watermark.ttp.seeds import write_secret
+
+    try:
+        write_secret(out)
+    except SafeworkError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {out}")
 
 
-def open_store(db: str):  # type: ignore[no-untyped-def]
+def open_store(db: str) -> TTPStore:
     """SQLite for a path, PostgreSQL for a ``postgresql://`` DSN."""
     if db.startswith(("postgresql://", "postgres://")):
         from safework.watermark.ttp.postgres_store import PostgresStore
@@ -105,11 +109,11 @@ def serve_command(
             issuer=SeedIssuer(load_secret(seed_secret), period, payload_bits),
             admins=keyring(admins),
             requesters=keyring(requesters),
+            extract_timeout_s=extract_timeout,
         )
         store = open_store(db)
         caller = GrpcVendorCaller(client_tls(pki_dir, name))
         servicer = TtpServicer(store, config, caller)
-        servicer.attributor.timeout_s = extract_timeout
         running = build_server(
             listen,
             [(ttp_pb2_grpc.add_TtpServiceServicer_to_server, servicer)],

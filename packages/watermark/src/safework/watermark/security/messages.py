@@ -19,6 +19,10 @@ from safework.watermark.security.signing import (
 )
 
 SIGNATURE_FIELD = "signature"
+# The TTP signs as "ttp"; vendors accept Extract only from it.
+TTP_SIGNER = "ttp"
+# The longest suspect text either side accepts: the TTP forwards what it admits, so one bound serves both.
+MAX_TEXT_CHARS = 100_000
 
 
 def sign_message(

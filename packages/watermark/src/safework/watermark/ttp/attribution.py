@@ -25,11 +25,10 @@ import grpc
 from safework.core.rpc.gen.watermark.v1 import ttp_pb2, vendor_pb2, vendor_pb2_grpc
 from safework.core.rpc.tls import ClientTls
 from safework.watermark.security import signing
-from safework.watermark.security.messages import method_name, sign_message
+from safework.watermark.security.messages import TTP_SIGNER, method_name, sign_message
 from safework.watermark.ttp.store import TTPStore, VendorRecord
 
 log = logging.getLogger(__name__)
-TTP_SIGNER = "ttp"
 
 
 class VendorCaller(Protocol):

@@ -23,6 +23,25 @@ DEFAULT_PERIOD_S = 86_400
 DEFAULT_PAYLOAD_BITS = 16
 
 
+def write_secret(path: str | Path) -> Path:
+    """Write a fresh secret as 64 hex digits, mode 0600; an existing secret is never replaced (every seed the
+    TTP ever issued derives from it)."""
+    import secrets
+
+    from safework.watermark.security._files import write_files
+
+    path = Path(path)
+    if path.exists():
+        raise ConfigError(f"{path} exists; the seed secret is never overwritten (pick another path)")
+    write_files(
+        [(path, (secrets.token_hex(SECRET_BYTES) + "\n").encode(), 0o600)],
+        overwrite=False,
+        error=ConfigError,
+        flag="a new --out path",
+    )
+    return path
+
+
 def load_secret(path: str | Path) -> bytes:
     """The TTP's 32-byte seed secret from a file of 64 hex digits (written by :func:`write_secret`)."""
     path = Path(path)

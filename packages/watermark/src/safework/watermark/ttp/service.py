@@ -22,7 +22,7 @@ import grpc
 from safework.core.errors import ConfigError, SafeworkError
 from safework.core.rpc.gen.watermark.v1 import ttp_pb2, ttp_pb2_grpc
 from safework.watermark.security import signing
-from safework.watermark.security.messages import check_message, method_name, sign_message
+from safework.watermark.security.messages import MAX_TEXT_CHARS, check_message, method_name, sign_message
 from safework.watermark.security.pki import PeerIdentityError, peer_identity
 from safework.watermark.security.rate_limit import TokenBucketLimiter
 from safework.watermark.security.signing import SignerMismatchError, SigningKey
@@ -38,7 +38,6 @@ from safework.watermark.ttp.store import (
 )
 
 log = logging.getLogger(__name__)
-MAX_TEXT_CHARS = 100_000
 AUDIT_PAGE, AUDIT_PAGE_MAX = 100, 10_000
 
 
@@ -69,6 +68,7 @@ class TtpConfig:
     attribution_rate_per_s: float = 2.0
     attribution_burst: float = 10.0
     default_alpha: float = 0.01
+    extract_timeout_s: float = 120.0
 
 
 class _Reject(Exception):
@@ -114,7 +114,7 @@ class TtpServicer(ttp_pb2_grpc.TtpServiceServicer):
         self.store, self.config = store, config
         self.guard = StoreReplayGuard(store)
         self.limiter = TokenBucketLimiter(config.attribution_rate_per_s, config.attribution_burst)
-        self.attributor = Attributor(store, config.key, vendor_caller)
+        self.attributor = Attributor(store, config.key, vendor_caller, timeout_s=config.extract_timeout_s)
 
     # -- authentication -------------------------------------------------------------------------------
     def _caller(self, context: grpc.ServicerContext) -> str | None:

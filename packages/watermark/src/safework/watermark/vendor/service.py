@@ -26,15 +26,19 @@ from safework.watermark.engine import Watermarker
 from safework.watermark.errors import WatermarkInputError
 from safework.watermark.keys import WatermarkKey
 from safework.watermark.security import signing
-from safework.watermark.security.messages import check_message, method_name, sign_message
+from safework.watermark.security.messages import (
+    MAX_TEXT_CHARS,
+    TTP_SIGNER,
+    check_message,
+    method_name,
+    sign_message,
+)
 from safework.watermark.security.pki import PeerIdentityError, peer_identity
 from safework.watermark.security.replay import MemoryReplayGuard
 from safework.watermark.ttp.seeds import pack_bits
 from safework.watermark.vendor.grants import Grant, GrantBook, verify_grant, watermark_secret
 
 log = logging.getLogger(__name__)
-TTP_SIGNER = "ttp"
-MAX_TEXT_CHARS = 100_000
 MAX_PROMPT_CHARS = 20_000
 DEFAULT_TEMPERATURE, DEFAULT_TOP_P, DEFAULT_MAX_NEW_TOKENS = 0.7, 0.9, 200  # what a chat vendor serves
 
