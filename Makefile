@@ -66,6 +66,7 @@ demo: setup
 	cat $(DEMO_DIR)/embedded.jsonl
 	$(VENV)/bin/safework watermark extract --scheme credid --key-file $(DEMO_DIR)/watermark.key --bits 16 \
 	  --texts-jsonl $(DEMO_DIR)/embedded.jsonl --html $(DEMO_DIR)/views
+	$(VENV)/bin/safework demo
 
 lint: setup
 	$(VENV)/bin/ruff check .

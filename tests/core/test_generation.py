@@ -9,7 +9,7 @@ import torch
 
 from safework.core.errors import ConfigError
 from safework.core.models import Decoding, chat_result, generate_chat, tiny_loaded
-from safework.core.models.generation import render_prompt
+from safework.core.models.generation import filter_scores, render_prompt
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -105,6 +105,44 @@ def test_sampling_depends_on_the_prompt_seed_not_on_the_batch(lively: LoadedMode
     )
     other = generate_chat(lively, PROMPTS, decoding, seeds=[s + 100 for s in seeds], batch_size=5)
     assert [r.token_ids for r in other] != [r.token_ids for r in together]
+
+
+class _Record:
+    """Records the scores it is called with (a copy) and, through ``start_batch``, each batch's prompts."""
+
+    def __init__(self) -> None:
+        self.scores: list[torch.Tensor] = []
+        self.batches: list[list[int]] = []
+
+    def start_batch(self, rows: list[int]) -> None:
+        self.batches.append(list(rows))
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.scores.append(scores.clone())
+        return scores
+
+
+def test_filtered_processors_see_scores_after_temperature_and_top_p(lively: LoadedModel) -> None:
+    decoding = Decoding(max_new_tokens=5, temperature=0.7, top_p=0.5, top_k=30, seed=0)
+    raw, filtered = _Record(), _Record()
+    generate_chat(lively, PROMPTS[:2], decoding, logits_processors=[raw], filtered_processors=[filtered])
+    assert len(raw.scores) == len(filtered.scores) == 5
+    for before, after in zip(raw.scores, filtered.scores, strict=True):
+        expected = filter_scores(before, decoding)
+        assert torch.equal(after, expected)
+        assert bool(torch.isinf(after).any()) and not bool(torch.isinf(before).any())
+    # the same seeds with no processor at all draw the same tokens: recording changes nothing
+    plain = generate_chat(lively, PROMPTS[:2], decoding)
+    again = generate_chat(lively, PROMPTS[:2], decoding, filtered_processors=[_Record()])
+    assert [r.token_ids for r in plain] == [r.token_ids for r in again]
+
+
+def test_processors_learn_which_prompts_each_batch_holds(lively: LoadedModel) -> None:
+    recorder = _Record()
+    generate_chat(lively, PROMPTS, Decoding(max_new_tokens=2), batch_size=2, filtered_processors=[recorder])
+    # batches are regrouped by prompt length, shortest first; every prompt is announced exactly once
+    assert sorted(i for batch in recorder.batches for i in batch) == list(range(len(PROMPTS)))
+    assert recorder.batches[0] == [1, 3] and [len(b) for b in recorder.batches] == [2, 2, 1]
 
 
 def test_decoding_seed_gives_each_prompt_its_own_stream(lively: LoadedModel) -> None:

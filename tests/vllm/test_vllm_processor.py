@@ -23,6 +23,7 @@ class StandIn:
 
     def __init__(self, bits: int = 16) -> None:
         self.bits = bits
+        self.scheme = SimpleNamespace(context_width=1)
         self.calls: list[tuple[list[list[int]], list[WatermarkPayload | None]]] = []
 
     def bias_(
@@ -214,6 +215,22 @@ def test_placeholder_rows_are_skipped_for_the_step(configured: StandIn) -> None:
     logits = torch.zeros(2, VOCAB)
     proc.apply(logits)
     assert biased_rows(logits) == {0: 1, 1: 2}
+
+
+def test_bias_stays_inside_each_requests_nucleus(configured: StandIn) -> None:
+    """vLLM runs the processor before temperature and top-p: the bias reaches only tokens inside the
+    request's tempered nucleus, and never a token that already followed the same context."""
+    proc = vp.WatermarkLogitsProcessor(config(), torch.device("cpu"), False)
+    sharp = SamplingParams(temperature=0.5, extra_args={vp.EXTRA_ARGS_KEY: "0001"})
+    proc.update_state(update(2, added=[(0, sharp, [1], [4]), (1, params("0009"), [1], [2, 9, 2])]))
+    logits = torch.zeros(2, VOCAB)
+    logits[0, 0] = 6.0  # at T=0.5 token 0 holds > 98 % of the mass: column 1 is outside the nucleus
+    before = logits.clone()
+    proc.apply(logits)
+    assert torch.equal(logits, before)  # row 0: outside the nucleus; row 1: token 9 already followed 2
+    assert (
+        proc.rows[0].sampling.temperature == 0.5 and configured.calls
+    )  # the bias was computed, then bounded
 
 
 def test_request_invalid_for_the_engine_is_left_alone(configured: StandIn) -> None:

@@ -55,6 +55,26 @@ def test_the_embedding_key_is_the_best_candidate(tiny: Any) -> None:
     assert all(not r.extraction.detected for r in results if r.index != 2)
 
 
+@pytest.mark.parametrize(("scheme", "bits"), [("credid", 16), ("mpac", 16)])
+def test_known_payload_p_values_equal_the_key_by_key_test_and_decide_the_candidate(
+    scheme: str, bits: int, tiny: Any
+) -> None:
+    keys = _keys(4)
+    payloads = [WatermarkPayload(0x1234 + i, 16) for i in range(4)]
+    marked = load_watermarker(scheme, keys[1], bits, model=tiny, delta=3.0)
+    ids = generate(marked, ["Once upon a time"], [payloads[1]], max_new_tokens=60, min_new_tokens=60)[0].ids
+    results = marked.extract_candidates(ids, keys, payloads=payloads)
+    for key, payload, result in zip(keys, payloads, results, strict=True):
+        alone = marked.with_key(key).known_payload_p_value(ids, payload)
+        assert result.known_payload_p_value == pytest.approx(alone, rel=1e-12, abs=1e-300)
+        assert result.p_value == result.known_payload_p_value  # no calibration: the exact test decides
+    best, _ = best_candidate(results)
+    assert best.index == 1 and best.known_payload_p_value is not None
+    assert best.known_payload_p_value <= best.raw_p_value  # no search over payloads to correct for
+    with pytest.raises(WatermarkInputError, match="one per key"):
+        marked.extract_candidates(ids, keys, payloads=payloads[:2])
+
+
 def test_credid_runs_its_proxy_once_per_text(tiny: Any) -> None:
     wm = load_watermarker("credid", WatermarkKey(bytes(16)), 16, model=tiny)
     ids = torch.randint(100, 4000, (60,))

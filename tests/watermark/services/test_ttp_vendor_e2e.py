@@ -6,32 +6,23 @@ with the right status and leave nothing behind."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
 
-from safework.core.rpc import RunningServer, build_server, connect
+from safework.core.rpc import build_server, connect
 from safework.core.rpc.gen.watermark.v1 import ttp_pb2, ttp_pb2_grpc, vendor_pb2, vendor_pb2_grpc
-from safework.watermark.engine import load_watermarker
-from safework.watermark.keys import WatermarkKey
-from safework.watermark.security.pki import client_tls, init_ca, issue, server_tls
-from safework.watermark.security.signing import SigningKey
-from safework.watermark.ttp.attribution import GrpcVendorCaller
-from safework.watermark.ttp.seeds import SeedIssuer
-from safework.watermark.ttp.service import TtpConfig, TtpServicer, sign_as
-from safework.watermark.ttp.sqlite_store import SQLiteStore
-from safework.watermark.vendor.grants import GrantBook
-from safework.watermark.vendor.service import VendorConfig, VendorServicer
+from safework.watermark.security.pki import server_tls
+from safework.watermark.ttp.service import sign_as
+
+if TYPE_CHECKING:
+    from conftest import Net  # the shared network (fixture `net`) lives in conftest.py
 
 pytestmark = pytest.mark.slow
-VENDORS = ("acme", "globex")
-PROMPTS = {
-    "acme": "Write a short paragraph about why people enjoy walking in autumn forests.",
-    "globex": "Explain in a few sentences how a bicycle's gears help a rider climb hills.",
+PROMPTS = {  # long-answer requests: a one-line answer carries too few marked tokens to attribute
+    "acme": "Write several detailed paragraphs about why people enjoy walking in autumn forests.",
+    "globex": "Explain in several detailed paragraphs how a bicycle's gears help a rider climb hills.",
 }
 HUMAN = (
     "The committee met on Tuesday to review the budget for the new library wing. After a long discussion "
@@ -42,88 +33,6 @@ HUMAN = (
 )
 
 
-@dataclass
-class Net:
-    folder: Path
-    keys: dict[str, SigningKey]
-    ttp: RunningServer
-    store: SQLiteStore
-    vendors: dict[str, RunningServer]
-    servicers: dict[str, VendorServicer]
-
-    def channel(self, name: str, target: str) -> grpc.Channel:
-        return connect(target, tls=client_tls(self.folder, name), retries=0)
-
-    def ttp_stub(self, name: str) -> Any:
-        return ttp_pb2_grpc.TtpServiceStub(self.channel(name, self.ttp.target))
-
-
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    folder = tmp_path_factory.mktemp("credid")
-    init_ca(folder)
-    for name, role in (
-        ("ttp", "ttp"),
-        ("admin", "admin"),
-        ("auditor", "client"),
-        ("stranger", "vendor"),
-        *((v, "vendor") for v in VENDORS),
-    ):
-        issue(folder, name, role=role)  # type: ignore[arg-type]
-    keys = {name: SigningKey.generate() for name in ("ttp", "admin", "auditor", "stranger", *VENDORS)}
-    store = SQLiteStore(folder / "ttp.db")
-    config = TtpConfig(
-        key=keys["ttp"],
-        issuer=SeedIssuer(bytes(range(32))),
-        admins={"admin": {keys["admin"].key_id: keys["admin"].public_bytes()}},
-        requesters={"auditor": {keys["auditor"].key_id: keys["auditor"].public_bytes()}},
-    )
-    caller = GrpcVendorCaller(client_tls(folder, "ttp"))
-    servicer = TtpServicer(store, config, caller)
-    ttp = build_server(
-        "127.0.0.1:0",
-        [(ttp_pb2_grpc.add_TtpServiceServicer_to_server, servicer)],
-        tls=server_tls(folder, "ttp"),
-    )
-    base = load_watermarker("credid", WatermarkKey(bytes(16)), bits=16)
-    vendors, servicers = {}, {}
-    for i, name in enumerate(VENDORS):
-        vendor = VendorServicer(
-            VendorConfig(name, keys[name], bytes([i + 1]) * 32, keys["ttp"].public_bytes()),
-            base,
-            GrantBook(folder / f"{name}.grants.db"),
-        )
-        vendors[name] = build_server(
-            "127.0.0.1:0",
-            [(vendor_pb2_grpc.add_VendorServiceServicer_to_server, vendor)],
-            tls=server_tls(folder, name),
-        )
-        servicers[name] = vendor
-    built = Net(folder, keys, ttp, store, vendors, servicers)
-    admin = built.ttp_stub("admin")
-    for name in VENDORS:
-        request = ttp_pb2.RegisterVendorRequest(
-            vendor_id=name,
-            keys=[
-                ttp_pb2.VendorKey(
-                    key_id=keys[name].key_id, public_key=keys[name].public_bytes(), algorithm="ed25519"
-                )
-            ],
-            model_ids=["default"],
-            scheme="credid",
-            scheme_version="1",
-            endpoint=vendors[name].target,
-        )
-        response = admin.RegisterVendor(sign_as(request, "RegisterVendor", keys["admin"], "admin"))
-        assert response.ttp_public_key == keys["ttp"].public_bytes()
-        servicers[name].request_grant(built.ttp_stub(name))
-    yield built
-    for server in (ttp, *vendors.values()):
-        server.stop(0)
-    caller.close()
-    store.close()
-
-
 def _attribute(net: Net, text: str) -> Any:
     request = ttp_pb2.AttributeRequest(text=text, request_id="t")
     return net.ttp_stub("auditor").Attribute(
@@ -132,7 +41,7 @@ def _attribute(net: Net, text: str) -> Any:
 
 
 def test_generated_texts_are_attributed_to_their_vendor_and_human_text_to_none(net: Net) -> None:
-    for name in VENDORS:
+    for name in PROMPTS:  # one prompt per vendor of `net`
         stub = vendor_pb2_grpc.VendorServiceStub(net.channel("auditor", net.vendors[name].target))
         sampling = vendor_pb2.SamplingParams(max_new_tokens=160, temperature=1.0, top_p=1.0, sampling_seed=7)
         out = stub.Generate(
@@ -143,9 +52,46 @@ def test_generated_texts_are_attributed_to_their_vendor_and_human_text_to_none(n
         assert answer.decision == ttp_pb2.DECISION_ATTRIBUTED, answer
         assert answer.vendor_id == name and answer.seed_id == out.seed_id
         assert answer.identity.model_id == "default" and not answer.partial
+    batch = vendor_pb2_grpc.VendorServiceStub(net.channel("auditor", net.vendors["acme"].target))
+    sampling = vendor_pb2.SamplingParams(max_new_tokens=24, temperature=0.7, top_p=0.9, sampling_seed=3)
+    prompts = ["Name a river.", "Name a mountain.", "Name a lake."]
+    answers = batch.GenerateBatch(
+        vendor_pb2.GenerateBatchRequest(prompts=prompts, chat=True, sampling=sampling), timeout=600
+    ).responses
+    acme_grant = net.servicers["acme"].grants.current("default")
+    assert acme_grant is not None and all(a.text for a in answers) and len(answers) == 3
+    assert {a.seed_id for a in answers} == {acme_grant.seed_id}
+    with pytest.raises(grpc.RpcError) as empty:
+        batch.GenerateBatch(vendor_pb2.GenerateBatchRequest(prompts=[], chat=True), timeout=60)
+    assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "1..64 prompts" in str(
+        empty.value.details()
+    )
     human = _attribute(net, HUMAN)
     assert human.decision == ttp_pb2.DECISION_NONE and not human.partial
     assert all(f.signature_valid for f in human.findings)
+
+
+def test_attribution_is_rate_limited_per_requester_and_the_client_waits_its_turn(net: Net) -> None:
+    from safework.watermark.client import Party, TtpClient
+    from safework.watermark.security.messages import RETRY_AFTER_KEY
+    from safework.watermark.security.rate_limit import TokenBucketLimiter
+
+    saved = net.ttp_servicer.limiter
+    net.ttp_servicer.limiter = TokenBucketLimiter(rate_per_s=0.2, burst=1)  # one now, the next in 5 s
+    try:
+        assert _attribute(net, HUMAN).decision == ttp_pb2.DECISION_NONE
+        with pytest.raises(grpc.RpcError) as limited:
+            _attribute(net, HUMAN)
+        assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "too many attributions from 'auditor'" in str(limited.value.details())
+        wait_ms = int(dict(limited.value.trailing_metadata())[RETRY_AFTER_KEY])
+        assert 0 < wait_ms <= 5000
+        with TtpClient(net.ttp.target, Party(net.folder, "auditor", net.keys["auditor"])) as client:
+            with pytest.raises(grpc.RpcError):
+                client.attribute(HUMAN, max_wait_s=0)  # no retry asked for
+            assert client.attribute(HUMAN, max_wait_s=30).decision == "none"  # waits, then succeeds
+    finally:
+        net.ttp_servicer.limiter = saved
 
 
 def test_the_audit_log_records_every_event_and_its_chain_verifies(net: Net) -> None:

@@ -37,6 +37,7 @@ class CandidateExtraction:
     fingerprint: str  # the key's public fingerprint
     extraction: Extraction  # the decoder's full result under this key
     calibrated_p_value: float | None = None  # the seed's calibrated p-value; None without a calibration
+    known_payload_p_value: float | None = None  # "carries exactly this seed's payload"; None if not asked
 
     @property
     def payload(self) -> WatermarkPayload:
@@ -50,8 +51,12 @@ class CandidateExtraction:
 
     @property
     def p_value(self) -> float:
-        """The calibrated p-value when there is one, else the decoder's."""
-        return self.raw_p_value if self.calibrated_p_value is None else self.calibrated_p_value
+        """The calibrated p-value when there is one, else the known-payload test's, else the decoder's."""
+        if self.calibrated_p_value is not None:
+            return self.calibrated_p_value
+        if self.known_payload_p_value is not None:
+            return self.known_payload_p_value
+        return self.raw_p_value
 
     @property
     def z(self) -> float:
@@ -73,6 +78,7 @@ class CandidateExtraction:
             "payload": self.payload.to_hex(),
             "raw_p_value": self.raw_p_value,
             "calibrated_p_value": self.calibrated_p_value,
+            "known_payload_p_value": self.known_payload_p_value,
             "z": self.z,
             "scored_tokens": self.scored_tokens,
             "hits": self.hits,
@@ -85,8 +91,14 @@ def extract_candidates(
     ids: Sequence[int] | torch.Tensor,
     keys: Sequence[WatermarkKey],
     calibrations: Mapping[str, SeedCalibration] | None = None,
+    payloads: Sequence[WatermarkPayload] | None = None,
 ) -> list[CandidateExtraction]:
-    """Extract ``ids`` under every key, in order; see :meth:`Watermarker.extract_candidates`."""
+    """Extract ``ids`` under every key, in order; see :meth:`Watermarker.extract_candidates`.
+
+    ``payloads`` (one per key): the payload each key's grant embeds. A vendor knows it, so it can test
+    "this text carries exactly this payload" (exact, no search over the 2^bits payloads the decoder
+    corrects for) instead of "this text carries some payload": far more power on short or low-entropy text.
+    """
     if not keys:
         raise WatermarkInputError("no candidate keys: pass at least one WatermarkKey")
     bad = [i for i, k in enumerate(keys) if not isinstance(k, WatermarkKey)]
@@ -105,6 +117,8 @@ def extract_candidates(
         for calibration in chosen:
             assert calibration is not None
             calibration.check_settings(watermarker)
+    if payloads is not None and len(payloads) != len(keys):
+        raise WatermarkInputError(f"{len(payloads)} payloads for {len(keys)} keys; pass one per key or None")
     tensor = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
     watermarker.check_length(tensor)
     evidences = watermarker.scheme.evidence_for_keys(tensor, keys)
@@ -114,7 +128,12 @@ def extract_candidates(
     ):
         extraction = watermarker.decode(evidence)
         calibrated = None if calibration is None else calibration.p_value(extraction.p_value)
-        results.append(CandidateExtraction(i, fingerprint, extraction, calibrated))
+        known = None
+        if payloads is not None:
+            known = watermarker.with_key(keys[i]).known_payload_p_value(
+                tensor, payloads[i], evidence=evidence
+            )
+        results.append(CandidateExtraction(i, fingerprint, extraction, calibrated, known))
     return results
 
 

@@ -14,6 +14,7 @@ keygen``); the client signs every request with a fresh nonce::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import grpc
 
 from safework.core.errors import ConfigError
 from safework.core.rpc.gen.watermark.v1 import ttp_pb2, ttp_pb2_grpc
-from safework.watermark.security.messages import method_name, sign_message
+from safework.watermark.security.messages import RETRY_AFTER_KEY, method_name, sign_message
 from safework.watermark.security.pki import client_tls
 from safework.watermark.security.signing import SigningKey
 
@@ -121,10 +122,22 @@ class TtpClient:
     def close(self) -> None:
         self.channel.close()
 
-    def attribute(self, text: str, *, alpha: float = 0.0, vendors: Sequence[str] = ()) -> Attribution:
-        request = ttp_pb2.AttributeRequest(text=text, alpha=alpha, vendor_ids=list(vendors))
-        response = self.stub.Attribute(self.party.sign(request, "TtpService", "Attribute"))
-        return attribution_from_message(response)
+    def attribute(
+        self, text: str, *, alpha: float = 0.0, vendors: Sequence[str] = (), max_wait_s: float = 120.0
+    ) -> Attribution:
+        """Ask the TTP who produced ``text``. A rate-limited request is signed afresh and sent again after
+        the wait the TTP names, for at most ``max_wait_s`` in all (0: never retry)."""
+        deadline = time.monotonic() + max_wait_s
+        while True:
+            request = ttp_pb2.AttributeRequest(text=text, alpha=alpha, vendor_ids=list(vendors))
+            try:
+                response = self.stub.Attribute(self.party.sign(request, "TtpService", "Attribute"))
+                return attribution_from_message(response)
+            except grpc.RpcError as exc:
+                wait_s = _retry_after_s(exc)
+                if wait_s is None or time.monotonic() + wait_s > deadline:
+                    raise
+                time.sleep(wait_s)
 
     def register_vendor(
         self,
@@ -161,6 +174,16 @@ class TtpClient:
             if not response.entries or response.entries[-1].sequence >= response.head_sequence:
                 return
             start = response.entries[-1].sequence + 1
+
+
+def _retry_after_s(exc: grpc.RpcError) -> float | None:
+    """The wait a RESOURCE_EXHAUSTED answer asks for (its ``retry-after-ms`` trailer), else None."""
+    if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    for key, value in exc.trailing_metadata() or ():
+        if key == RETRY_AFTER_KEY and str(value).isdigit():
+            return max(0.01, int(value) / 1000)
+    return 0.5
 
 
 def parse_named_key(text: str) -> tuple[str, bytes]:

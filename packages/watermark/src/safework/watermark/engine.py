@@ -129,16 +129,18 @@ class Watermarker:
         keys: Sequence[WatermarkKey],
         *,
         calibrations: Mapping[str, SeedCalibration] | None = None,
+        payloads: Sequence[WatermarkPayload] | None = None,
     ) -> list[CandidateExtraction]:
         """Extract one text under each candidate key (this watermarker's own key plays no part).
 
         Equal, key by key, to ``self.with_key(k).extract_ids(ids)``, but the key-independent work (credid:
         the proxy pass) runs once. ``calibrations`` (key fingerprint -> :class:`SeedCalibration`, one for
-        every key) adds each seed's calibrated p-value.
+        every key) adds each seed's calibrated p-value; ``payloads`` (one per key) the exact test that the
+        text carries that key's own payload.
         """
         from safework.watermark.candidates import extract_candidates
 
-        return extract_candidates(self, ids, keys, calibrations)
+        return extract_candidates(self, ids, keys, calibrations, payloads)
 
     def known_payload_p_value(
         self,

@@ -99,6 +99,7 @@ def decode_stats(
         "detected": rate_summary(detected, n),
         "bit_accuracy": sum(accuracies) / n if bits else None,
         "p_value": summarize(p_values),
+        "p_values": p_values,
     }
 
 

@@ -247,7 +247,7 @@ def gemma_gguf_path() -> Path:
 
     The carrier package is imported for its ``assemble`` (which checks the SHA-256); its ``__init__`` only
     defines functions, so importing it has no side effects. The file is never rewritten once verified:
-    the converted-model cache is keyed on its size and mtime.
+    it stays byte-identical, and the converted-model cache reuses the conversion of those bytes.
     """
     import importlib
 

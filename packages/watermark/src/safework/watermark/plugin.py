@@ -10,6 +10,7 @@ import click
 from safework.core.hookspecs import Register, hookimpl
 from safework.core.registry_cli import listing_command
 from safework.watermark.commands.attribute import attribute_command
+from safework.watermark.commands.demo import demo_command
 from safework.watermark.commands.embed import embed_command
 from safework.watermark.commands.evaluate import evaluate_command
 from safework.watermark.commands.extract import extract_command
@@ -61,3 +62,4 @@ def register_attacks(register: Register) -> None:
 @hookimpl
 def register_commands(cli: click.Group) -> None:
     cli.add_command(watermark_group)
+    cli.add_command(demo_command)

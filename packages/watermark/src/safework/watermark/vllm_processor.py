@@ -40,6 +40,7 @@ from vllm import SamplingParams
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
 
 from safework.core.types import WatermarkPayload
+from safework.watermark.sampling import RowSampling, bias_in_nucleus_
 
 if TYPE_CHECKING:
     from vllm.config import VllmConfig
@@ -142,6 +143,13 @@ def request_payload(extra_args: Mapping[str, Any] | None, bits: int) -> Watermar
 class _Row:
     payload: WatermarkPayload
     output_ids: list[int]  # vLLM's live list of the request's generated ids (prompt excluded)
+    sampling: RowSampling  # the request's temperature and top-k: they bound the bias to its nucleus
+
+
+def row_sampling(params: SamplingParams) -> RowSampling:
+    """A request's temperature and top-k (0 or -1: no cut, in every vLLM version)."""
+    top_k = params.top_k if params.top_k is not None else 0
+    return RowSampling(float(params.temperature), int(top_k))
 
 
 def _v2_interface() -> type:
@@ -157,9 +165,13 @@ class WatermarkLogitsProcessor(LogitsProcessor, _v2_interface()):  # type: ignor
     """vLLM V1 batch-level processor: adds each watermarked request's bias to its logits row every step.
 
     State is a map from persistent-batch row to (payload, reference to the request's output-id list),
-    kept in step with vLLM's removed / added / moved updates. Rows whose output ids end with a ``-1``
-    placeholder (async scheduling, vLLM issue #52461) are skipped for that step: the context that picks
-    the green list is unknown there, so biasing would only add noise.
+    kept in step with vLLM's removed / added / moved updates. vLLM runs this processor on the raw
+    logits, before penalties, temperature and top-k/top-p (there is no hook after them); the bias follows
+    the default ``"nucleus"`` placement of ``safework.watermark.sampling`` with each request's own
+    temperature and top-k, which needs exactly that position, so the vLLM and transformers paths embed
+    the same way. Rows whose output ids end with a ``-1`` placeholder (async scheduling, vLLM issue
+    #52461) are skipped for that step: the context that picks the green list is unknown there, so biasing
+    would only add noise.
 
     The class also subclasses Model Runner V2's interface, only so that a V2 engine (vLLM's default on
     GPUs) can load the entry point at all: there it declines every request, and refuses to start when a
@@ -245,7 +257,7 @@ class WatermarkLogitsProcessor(LogitsProcessor, _v2_interface()):  # type: ignor
                 logger.error("safework watermark: request left unwatermarked: %s", exc)
                 continue
             if payload is not None:
-                self.rows[index] = _Row(payload, output_ids)
+                self.rows[index] = _Row(payload, output_ids, row_sampling(params))
         for a, b, direction in batch_update.moved:
             row_a = self.rows.pop(a, None)
             row_b = self.rows.pop(b, None)
@@ -260,6 +272,7 @@ class WatermarkLogitsProcessor(LogitsProcessor, _v2_interface()):  # type: ignor
         batch = logits.shape[0]
         generated: list[Sequence[int]] = [()] * batch
         payloads: list[WatermarkPayload | None] = [None] * batch
+        sampling: list[RowSampling | None] = [None] * batch
         for index, row in self.rows.items():
             if index >= batch:
                 continue
@@ -274,6 +287,7 @@ class WatermarkLogitsProcessor(LogitsProcessor, _v2_interface()):  # type: ignor
                 continue
             generated[index] = ids
             payloads[index] = row.payload
+            sampling[index] = row.sampling
         if any(p is not None for p in payloads):
-            self.watermarker.bias_(logits, generated, payloads)
+            bias_in_nucleus_(self.watermarker, logits, generated, payloads, sampling)
         return logits

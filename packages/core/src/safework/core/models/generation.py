@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 FinishReason = Literal["stop", "length"]
 # (prompt + generated ids so far, next-token scores) -> scores: the transformers LogitsProcessor shape.
+# A processor with per-row state (one payload per prompt) may also define ``start_batch(rows)``: the loop
+# calls it before each batch with the input-order indices of the prompts in that batch's rows, since
+# batches are regrouped by prompt length.
 LogitsProcessor = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
@@ -124,7 +127,7 @@ def _cache_keyword(model: Any) -> str:
     return "cache" if "cache" in parameters else "past_key_values"
 
 
-def _filter_scores(scores: torch.Tensor, decoding: Decoding) -> torch.Tensor:
+def filter_scores(scores: torch.Tensor, decoding: Decoding) -> torch.Tensor:
     """Temperature, then top-k, then nucleus (top-p) filtering; at least one token always survives."""
     import torch
 
@@ -167,12 +170,23 @@ class _Batch:
         return out.logits[:, -1, :].float()
 
 
-def _pick(scores: torch.Tensor, decoding: Decoding, generators: list[torch.Generator | None]) -> list[int]:
+def _pick(
+    scores: torch.Tensor,
+    sequences: torch.Tensor,
+    decoding: Decoding,
+    generators: list[torch.Generator | None],
+    late: Sequence[LogitsProcessor],
+) -> list[int]:
+    """Next token per row; ``late`` processors see the scores after temperature and top-k/top-p."""
     import torch
 
+    if not decoding.greedy:
+        scores = filter_scores(scores, decoding)
+    for processor in late:
+        scores = processor(sequences, scores)
     if decoding.greedy:
         return [int(i) for i in scores.argmax(dim=-1).tolist()]
-    probabilities = _filter_scores(scores, decoding).softmax(dim=-1)
+    probabilities = scores.softmax(dim=-1)
     return [
         int(torch.multinomial(probabilities[row], 1, generator=generator))
         for row, generator in enumerate(generators)
@@ -185,6 +199,7 @@ def _decode_batch(
     seeds: list[int | None],
     processors: Sequence[LogitsProcessor],
     stops: set[int],
+    late: Sequence[LogitsProcessor] = (),
 ) -> None:
     """Decode until every row stopped or hit max_new_tokens.
 
@@ -204,7 +219,7 @@ def _decode_batch(
             generator = torch.Generator(device=device)
             generator.manual_seed(seed)
         generators.append(generator)
-    prune = not processors
+    prune = not processors and not late
     cache = DynamicCache(config=model.config)
     cache_argument = {_cache_keyword(model): cache}
     positions = (batch.attention.cumsum(dim=-1) - 1).clamp(min=0)  # left padding: count real tokens only
@@ -216,7 +231,7 @@ def _decode_batch(
         for processor in processors:
             scores = processor(sequences, scores)
         rows_generators = [generators[row] for row in batch.active]
-        picked = _pick(scores, decoding, rows_generators)
+        picked = _pick(scores, sequences, decoding, rows_generators, late)
         for slot, (row, token) in enumerate(zip(batch.active, picked, strict=True)):
             if done[slot]:
                 continue
@@ -238,7 +253,7 @@ def _decode_batch(
             positions, next_ids = positions[index], next_ids[index]
             batch.active = [batch.active[slot] for slot in keep]
             done = [False] * len(keep)
-        elif processors:
+        elif not prune:
             sequences = torch.cat([sequences, next_ids], dim=1)
         batch.attention = torch.cat([batch.attention, torch.ones_like(next_ids)], dim=1)
         positions = positions + 1
@@ -255,13 +270,17 @@ def generate_chat(
     batch_size: int = 8,
     seeds: Sequence[int] | None = None,
     logits_processors: Sequence[LogitsProcessor] = (),
+    filtered_processors: Sequence[LogitsProcessor] = (),
     on_batch: Callable[[int], None] | None = None,
     show_progress: bool = False,
 ) -> list[Generated]:
     """Answer every prompt (one user turn each), in input order.
 
     ``template=False`` feeds prompts as raw text (continuation, no chat wrapping). ``seeds`` gives each
-    prompt its own sampling seed (default ``decoding.seed + i``). ``on_batch(n)`` is called after each batch
+    prompt its own sampling seed (default ``decoding.seed + i``). ``logits_processors`` see the model's raw
+    scores, before temperature and top-k/top-p (where transformers puts a caller's ``logits_processor=``);
+    ``filtered_processors`` see the scores after them, tokens outside the nucleus already at -inf (where
+    transformers puts its own watermark processors). ``on_batch(n)`` is called after each batch
     with the number of prompts it finished (for a caller's progress bar); ``show_progress`` draws one here.
     """
     import torch
@@ -295,7 +314,13 @@ def generate_chat(
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             batch = _Batch(loaded, [texts[i] for i in chunk], pad_id, add_special)
-            _decode_batch(batch, decoding, [row_seeds[i] for i in chunk], logits_processors, stops)
+            for processor in (*logits_processors, *filtered_processors):
+                hook = getattr(processor, "start_batch", None)
+                if hook is not None:
+                    hook(list(chunk))
+            _decode_batch(
+                batch, decoding, [row_seeds[i] for i in chunk], logits_processors, stops, filtered_processors
+            )
             for slot, index in enumerate(chunk):
                 ids = batch.new[slot]
                 results[index] = Generated(

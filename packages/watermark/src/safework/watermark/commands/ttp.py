@@ -62,6 +62,20 @@ def open_store(db: str) -> TTPStore:
 @click.option("--payload-bits", type=int, default=16, show_default=True, help="Identity payload width.")
 @click.option("--extract-timeout", type=float, default=120.0, show_default=True, help="Seconds per vendor.")
 @click.option(
+    "--attribution-rate",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Attributions per second each requester may make on average (a token bucket).",
+)
+@click.option(
+    "--attribution-burst",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="...and at most this many at once.",
+)
+@click.option(
     "--record-requests",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
@@ -79,6 +93,8 @@ def serve_command(
     period: int,
     payload_bits: int,
     extract_timeout: float,
+    attribution_rate: float,
+    attribution_burst: float,
     record_requests: Path | None,
 ) -> None:
     """Serve the TTP over mTLS until SIGTERM/SIGINT."""
@@ -110,6 +126,8 @@ def serve_command(
             admins=keyring(admins),
             requesters=keyring(requesters),
             extract_timeout_s=extract_timeout,
+            attribution_rate_per_s=attribution_rate,
+            attribution_burst=attribution_burst,
         )
         store = open_store(db)
         caller = GrpcVendorCaller(client_tls(pki_dir, name))

@@ -35,6 +35,13 @@ def vendor_group() -> None:
 @click.option("--model", default="default", show_default=True, help="default, an HF folder or a GGUF file.")
 @click.option("--model-id", default="default", show_default=True, help="The model id registered at the TTP.")
 @click.option("--model-version", default="1", show_default=True, help="Model version bound into the seed.")
+@click.option(
+    "--delta",
+    type=click.FloatRange(0, 20, min_open=True),
+    default=2.5,
+    show_default=True,
+    help="credid's green-list bias (larger: stronger mark, more distortion).",
+)
 def serve_command(
     listen: str,
     ttp_target: str,
@@ -47,6 +54,7 @@ def serve_command(
     model: str,
     model_id: str,
     model_version: str,
+    delta: float,
 ) -> None:
     """Load the model, get this period's seed from the TTP, serve Generate and Extract over mTLS."""
     from safework.core.rpc import build_server, serve_forever
@@ -63,7 +71,7 @@ def serve_command(
         _, ttp_public = parse_named_key(f"ttp={ttp_key}")
         secret = WatermarkKey.from_file(watermark_secret).secret
         click.echo(f"loading {model} ...", err=True)
-        watermarker = load_watermarker("credid", WatermarkKey(secret), bits=16, model=model)
+        watermarker = load_watermarker("credid", WatermarkKey(secret), bits=16, model=model, delta=delta)
         config = VendorConfig(name, party.key, secret, ttp_public, model_id, model_version)
         servicer = VendorServicer(config, watermarker, GrantBook(grants))
         running = build_server(

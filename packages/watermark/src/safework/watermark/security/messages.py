@@ -23,6 +23,7 @@ SIGNATURE_FIELD = "signature"
 TTP_SIGNER = "ttp"
 # The longest suspect text either side accepts: the TTP forwards what it admits, so one bound serves both.
 MAX_TEXT_CHARS = 100_000
+RETRY_AFTER_KEY = "retry-after-ms"  # trailing metadata of a rate-limited call: milliseconds to wait
 
 
 def sign_message(

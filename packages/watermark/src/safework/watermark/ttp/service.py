@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -22,7 +23,13 @@ import grpc
 from safework.core.errors import ConfigError, SafeworkError
 from safework.core.rpc.gen.watermark.v1 import ttp_pb2, ttp_pb2_grpc
 from safework.watermark.security import signing
-from safework.watermark.security.messages import MAX_TEXT_CHARS, check_message, method_name, sign_message
+from safework.watermark.security.messages import (
+    MAX_TEXT_CHARS,
+    RETRY_AFTER_KEY,
+    check_message,
+    method_name,
+    sign_message,
+)
 from safework.watermark.security.pki import PeerIdentityError, peer_identity
 from safework.watermark.security.rate_limit import TokenBucketLimiter
 from safework.watermark.security.signing import SignerMismatchError, SigningKey
@@ -241,10 +248,11 @@ class TtpServicer(ttp_pb2_grpc.TtpServiceServicer):
             requesters = {**self.config.requesters, **self.config.admins}
             client = self._check(request, "Attribute", context, requesters.get, "a known requester")
             if not self.limiter.allow(client):
+                wait_s = self.limiter.retry_after(client)
+                context.set_trailing_metadata(((RETRY_AFTER_KEY, str(math.ceil(wait_s * 1000))),))
                 raise _Reject(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"too many attributions from {client!r}; retry in "
-                    f"{self.limiter.retry_after(client):.1f} s",
+                    f"too many attributions from {client!r}; retry in {wait_s:.1f} s",
                 )
             text = request.text
             if not text.strip():

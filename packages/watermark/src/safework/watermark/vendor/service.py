@@ -40,6 +40,7 @@ from safework.watermark.vendor.grants import Grant, GrantBook, verify_grant, wat
 
 log = logging.getLogger(__name__)
 MAX_PROMPT_CHARS = 20_000
+MAX_BATCH_PROMPTS = 64  # one GenerateBatch is one forward batch: bounded memory per call
 DEFAULT_TEMPERATURE, DEFAULT_TOP_P, DEFAULT_MAX_NEW_TOKENS = 0.7, 0.9, 200  # what a chat vendor serves
 
 
@@ -85,14 +86,34 @@ class VendorServicer(vendor_pb2_grpc.VendorServiceServicer):
 
     # -- RPCs -----------------------------------------------------------------------------------------
     def Generate(self, request: Any, context: grpc.ServicerContext) -> Any:
-        from safework.core.models.generation import render_prompt
+        (response,) = self._generate([request.prompt], request, context)
+        return response
+
+    def GenerateBatch(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if not 1 <= len(request.prompts) <= MAX_BATCH_PROMPTS:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"send 1..{MAX_BATCH_PROMPTS} prompts per GenerateBatch, got {len(request.prompts)}",
+            )
+        responses = self._generate(list(request.prompts), request, context)
+        return vendor_pb2.GenerateBatchResponse(responses=responses)
+
+    def _generate(self, prompts: list[str], request: Any, context: grpc.ServicerContext) -> list[Any]:
+        """Answer ``prompts`` in one batch with the request's grant and sampling settings."""
         from safework.watermark.generation import generate
 
-        if not request.prompt.strip() or len(request.prompt) > MAX_PROMPT_CHARS:
-            context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"prompt must be 1..{MAX_PROMPT_CHARS} characters"
-            )
+        for i, prompt in enumerate(prompts):
+            if not prompt.strip() or len(prompt) > MAX_PROMPT_CHARS:
+                where = f"prompt {i}" if len(prompts) > 1 else "prompt"
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"{where} must be 1..{MAX_PROMPT_CHARS} characters"
+                )
         model = self.config.model_id
+        if request.model_id and request.model_id != model:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"this vendor serves model {model!r}, not {request.model_id!r}; leave model_id empty",
+            )
         grant = self.grants.get(request.seed_id) if request.seed_id else self.grants.current(model)
         if grant is None:
             wanted = request.seed_id or "for the current period"
@@ -100,31 +121,34 @@ class VendorServicer(vendor_pb2_grpc.VendorServiceServicer):
             raise AssertionError("unreachable: abort raises")
         sampling = request.sampling
         seed = int(sampling.sampling_seed) if sampling.HasField("sampling_seed") else time.time_ns() % 2**31
-        text = request.prompt
-        prompt = render_prompt(self.watermarker.loaded.tokenizer, text) if request.chat else text
         payload = WatermarkPayload(grant.payload, grant.payload_bits)
         with self._lock:
             marked = self.watermarker.with_key(self._key(grant))
-            out = generate(
+            outs = generate(
                 marked,
-                [prompt],
-                [payload],
+                prompts,
+                [payload] * len(prompts),
                 show_progress=False,
                 temperature=sampling.temperature or DEFAULT_TEMPERATURE,
                 top_p=sampling.top_p or DEFAULT_TOP_P,
                 top_k=int(sampling.top_k),
                 max_new_tokens=int(sampling.max_new_tokens or DEFAULT_MAX_NEW_TOKENS),
+                batch_size=len(prompts),
                 seed=seed,
-            )[0]
-        return vendor_pb2.GenerateResponse(
-            text=out.text,
-            seed_id=grant.seed_id,
-            model_id=self.config.model_id,
-            generated_tokens=len(out.ids),
-            watermarked_tokens=max(0, len(out.ids) - marked.scheme.warmup),
-            scheme="credid",
-            scheme_version="1",
-        )
+                chat=request.chat,
+            )
+        return [
+            vendor_pb2.GenerateResponse(
+                text=out.text,
+                seed_id=grant.seed_id,
+                model_id=model,
+                generated_tokens=len(out.ids),
+                watermarked_tokens=max(0, len(out.ids) - marked.scheme.warmup),
+                scheme="credid",
+                scheme_version="1",
+            )
+            for out in outs
+        ]
 
     def Extract(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:
@@ -160,9 +184,10 @@ class VendorServicer(vendor_pb2_grpc.VendorServiceServicer):
     def extract_report(self, text: str, grants: Sequence[Grant]) -> Any:
         """The unsigned report: the best candidate and its p-value × the number of candidates (Bonferroni).
 
-        Every candidate is scored in one pass (credid's proxy runs once per text, not once per seed); with
-        per-seed calibrations (``self.calibrations``, key fingerprint -> SeedCalibration) the p-values are
-        each seed's calibrated ones."""
+        Every candidate is scored in one pass (credid's proxy runs once per text, not once per seed). A
+        candidate's p-value is the exact test that the text carries that grant's own payload; with per-seed
+        calibrations (``self.calibrations``, key fingerprint -> SeedCalibration) it is the seed's
+        calibrated one instead."""
         report = vendor_pb2.ExtractionReport(
             text_sha256=hashlib.sha256(text.encode("utf-8")).digest(),
             vendor_id=self.config.vendor_id,
@@ -176,7 +201,13 @@ class VendorServicer(vendor_pb2_grpc.VendorServiceServicer):
                 try:
                     ids = self.watermarker.tokenize(text)
                     keys = [self._key(g) for g in grants]
-                    results = self.watermarker.extract_candidates(ids, keys, calibrations=self.calibrations)
+                    # With calibrations the calibrated p-value decides; without, the exact test that the
+                    # text carries each grant's own payload (the vendor knows it), far stronger than
+                    # the decoder's search over every payload.
+                    payloads = [WatermarkPayload(g.payload, g.payload_bits) for g in grants]
+                    results = self.watermarker.extract_candidates(
+                        ids, keys, calibrations=self.calibrations, payloads=payloads
+                    )
                 except WatermarkInputError as exc:  # too short to carry a mark: nothing is testable
                     log.info("extraction skipped: %s", exc)
                     results = []

@@ -77,6 +77,9 @@ class TtpServiceServicer:
 
     def Attribute(self, request, context):
         """Decides which vendor (and which identity message) produced a text, with multiple-testing control.
+        Rate-limited per requester (a token bucket the TTP operator sets): over the limit the call fails with
+        RESOURCE_EXHAUSTED and trailing metadata "retry-after-ms" (decimal milliseconds); sign a fresh request
+        (new nonce) and send it again after that wait.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -38,6 +38,26 @@ class GenerateRequest(_message.Message):
     chat: bool
     def __init__(self, prompt: _Optional[str] = ..., seed_id: _Optional[str] = ..., model_id: _Optional[str] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., chat: _Optional[bool] = ...) -> None: ...
 
+class GenerateBatchRequest(_message.Message):
+    __slots__ = ("prompts", "seed_id", "model_id", "sampling", "chat")
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    SEED_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    CHAT_FIELD_NUMBER: _ClassVar[int]
+    prompts: _containers.RepeatedScalarFieldContainer[str]
+    seed_id: str
+    model_id: str
+    sampling: SamplingParams
+    chat: bool
+    def __init__(self, prompts: _Optional[_Iterable[str]] = ..., seed_id: _Optional[str] = ..., model_id: _Optional[str] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., chat: _Optional[bool] = ...) -> None: ...
+
+class GenerateBatchResponse(_message.Message):
+    __slots__ = ("responses",)
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[GenerateResponse]
+    def __init__(self, responses: _Optional[_Iterable[_Union[GenerateResponse, _Mapping]]] = ...) -> None: ...
+
 class GenerateResponse(_message.Message):
     __slots__ = ("text", "seed_id", "model_id", "generated_tokens", "watermarked_tokens", "scheme", "scheme_version")
     TEXT_FIELD_NUMBER: _ClassVar[int]

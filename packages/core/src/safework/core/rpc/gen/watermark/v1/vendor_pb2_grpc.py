@@ -40,6 +40,11 @@ class VendorServiceStub:
                 request_serializer=safework_dot_watermark_dot_v1_dot_vendor__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=safework_dot_watermark_dot_v1_dot_vendor__pb2.GenerateResponse.FromString,
                 _registered_method=True)
+        self.GenerateBatch = channel.unary_unary(
+                '/safework.watermark.v1.VendorService/GenerateBatch',
+                request_serializer=safework_dot_watermark_dot_v1_dot_vendor__pb2.GenerateBatchRequest.SerializeToString,
+                response_deserializer=safework_dot_watermark_dot_v1_dot_vendor__pb2.GenerateBatchResponse.FromString,
+                _registered_method=True)
         self.Extract = channel.unary_unary(
                 '/safework.watermark.v1.VendorService/Extract',
                 request_serializer=safework_dot_watermark_dot_v1_dot_vendor__pb2.ExtractRequest.SerializeToString,
@@ -53,6 +58,16 @@ class VendorServiceServicer:
 
     def Generate(self, request, context):
         """Generates text for a user prompt, watermarked with a TTP-issued seed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GenerateBatch(self, request, context):
+        """Generates one answer per prompt in one batch, all with the same seed grant, model and sampling
+        settings: far cheaper than one Generate per prompt on the same hardware. Answers come back in prompt
+        order. With SamplingParams.sampling_seed s, prompt i samples from seed s + i, so an answer does not
+        depend on which prompts shared its batch.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -72,6 +87,11 @@ def add_VendorServiceServicer_to_server(servicer, server):
                     servicer.Generate,
                     request_deserializer=safework_dot_watermark_dot_v1_dot_vendor__pb2.GenerateRequest.FromString,
                     response_serializer=safework_dot_watermark_dot_v1_dot_vendor__pb2.GenerateResponse.SerializeToString,
+            ),
+            'GenerateBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.GenerateBatch,
+                    request_deserializer=safework_dot_watermark_dot_v1_dot_vendor__pb2.GenerateBatchRequest.FromString,
+                    response_serializer=safework_dot_watermark_dot_v1_dot_vendor__pb2.GenerateBatchResponse.SerializeToString,
             ),
             'Extract': grpc.unary_unary_rpc_method_handler(
                     servicer.Extract,
@@ -107,6 +127,33 @@ class VendorService:
             '/safework.watermark.v1.VendorService/Generate',
             safework_dot_watermark_dot_v1_dot_vendor__pb2.GenerateRequest.SerializeToString,
             safework_dot_watermark_dot_v1_dot_vendor__pb2.GenerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/safework.watermark.v1.VendorService/GenerateBatch',
+            safework_dot_watermark_dot_v1_dot_vendor__pb2.GenerateBatchRequest.SerializeToString,
+            safework_dot_watermark_dot_v1_dot_vendor__pb2.GenerateBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
