@@ -196,6 +196,7 @@ def run_demo(settings: DemoSettings, folder: Path | None = None) -> dict[str, An
             started_s = time.perf_counter() - began
             answers: list[Answer] = []
             generate_s: dict[str, float] = {}
+            err_console.print(f"each vendor answers {settings.n} chat requests (minutes on a small CPU) ...")
             with progress() as bar, ThreadPoolExecutor(max_workers=len(specs)) as pool:
                 tasks = {
                     s.name: bar.add_task(f"{s.name} answers ({s.model_id})", total=settings.n) for s in specs
@@ -216,6 +217,7 @@ def run_demo(settings: DemoSettings, folder: Path | None = None) -> dict[str, An
                     answers.extend(got)
             texts = [a.text for a in answers] + humans
             attributing = time.perf_counter()
+            err_console.print(f"the TTP attributes {len(answers)} answers and {len(humans)} human texts ...")
             with progress() as bar:
                 task = bar.add_task("attributing at the TTP", total=len(texts))
                 results, latencies = _attribute_all(
