@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
+from safework.watermark.local_network import free_port, safework_command
 
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "safework.core.cli", *args]
+cli = safework_command
+__all__ = ["cli", "free_port", "keygen", "make_parties", "run", "start", "ttp_serve_args"]
 
 
 def run(*args: str) -> str:
     done = subprocess.run(cli(*args), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(args: list[str], log: Path) -> tuple[subprocess.Popen[str], str]:

@@ -65,6 +65,24 @@ class Answer:
     tokens: int
 
 
+def identified(answer: Answer, result: Any) -> bool:
+    """The TTP named the vendor and the very grant (seed) that produced the answer."""
+    return bool(
+        result.decision == "vendor" and result.vendor_id == answer.vendor and result.seed_id == answer.seed_id
+    )
+
+
+def misattributed(answer: Answer, result: Any) -> bool:
+    """The TTP named another vendor: the error attribution must never make."""
+    return bool(result.decision == "vendor" and result.vendor_id != answer.vendor)
+
+
+def _rate(k: int, n: int) -> tuple[float, list[float]]:
+    """A count as (rate, [low, high] 95 % Wilson interval)."""
+    summary = rate_summary(k, n)
+    return float(summary["rate"]), [float(summary["ci_low"]), float(summary["ci_high"])]
+
+
 def chat_prompts(n: int, seed: int) -> list[str]:
     """``n`` real chat requests for a piece of writing (AlpacaEval, WritingBench), in a seeded order."""
     from safework.core.data import get_dataset
@@ -94,12 +112,10 @@ def human_passages(n: int) -> list[str]:
 
 
 def vendor_specs(second_model: str) -> list[VendorSpec]:
-    if second_model == "gemma-3-270m":
-        from safework.watermark.oracle import gemma_gguf_path
+    from safework.watermark.oracle import DEFAULT_ORACLE, model_source
 
-        second = VendorSpec("initech", str(gemma_gguf_path()), "gemma-3-270m")
-    else:
-        second = VendorSpec("initech", second_model, "second")
+    model_id = DEFAULT_ORACLE if second_model == DEFAULT_ORACLE else "second"
+    second = VendorSpec("initech", str(model_source(second_model)), model_id)
     return [VendorSpec("acme"), VendorSpec("globex"), second]
 
 
@@ -145,12 +161,9 @@ def paraphrased(texts: Sequence[str], model: str, seed: int, advance: Callable[[
     """Each text rewritten by another model (no watermark), asked through its chat template."""
     from safework.core.models import load_causal_lm
     from safework.core.models.generation import Decoding, generate_chat
+    from safework.watermark.oracle import model_source
 
-    if model == "gemma-3-270m":
-        from safework.watermark.oracle import gemma_gguf_path
-
-        model = str(gemma_gguf_path())
-    loaded = load_causal_lm(model)
+    loaded = load_causal_lm(model_source(model))
     asks = [f"Rewrite the following text in your own words, keeping its meaning:\n\n{t}" for t in texts]
     decoding = Decoding(max_new_tokens=256, temperature=0.7, top_p=0.9, seed=seed)
     return [g.text for g in generate_chat(loaded, asks, decoding, batch_size=16, on_batch=advance)]
@@ -279,18 +292,12 @@ def _robustness(
         for name, variants in attacked.items():
             task = bar.add_task(f"attributing ({name})", total=len(variants))
             results, _ = _attribute_all(net, variants, settings.alpha, functools.partial(bar.advance, task))
-            right = sum(
-                r.decision == "vendor" and r.vendor_id == a.vendor and r.seed_id == a.seed_id
-                for a, r in zip(answers, results, strict=True)
-            )
-            summary = rate_summary(right, len(answers))
+            pairs = list(zip(answers, results, strict=True))
+            accuracy, interval = _rate(sum(identified(a, r) for a, r in pairs), len(pairs))
             out[name] = {
-                "identification_accuracy": summary["rate"],
-                "identification_accuracy_ci": [summary["ci_low"], summary["ci_high"]],
-                "wrong_vendor": sum(
-                    r.decision == "vendor" and r.vendor_id != a.vendor
-                    for a, r in zip(answers, results, strict=True)
-                ),
+                "identification_accuracy": accuracy,
+                "identification_accuracy_ci": interval,
+                "wrong_vendor": sum(misattributed(a, r) for a, r in pairs),
             }
     return out
 
@@ -302,48 +309,40 @@ def report_rows(
     rows = []
     for spec in specs:
         pairs = [(a, r) for a, r in zip(answers, results, strict=True) if a.vendor == spec.name]
-        right = sum(
-            r.decision == "vendor" and r.vendor_id == a.vendor and r.seed_id == a.seed_id for a, r in pairs
-        )
         rows.append(
             {
                 "vendor": spec.name,
                 "model": spec.model_id,
                 "answers": len(pairs),
                 "mean_tokens": round(statistics.mean(a.tokens for a, _ in pairs), 1) if pairs else 0,
-                "identified": right,
-                "wrong_vendor": sum(r.decision == "vendor" and r.vendor_id != a.vendor for a, r in pairs),
+                "identified": sum(identified(a, r) for a, r in pairs),
+                "wrong_vendor": sum(misattributed(a, r) for a, r in pairs),
                 "none": sum(r.decision == "none" for _, r in pairs),
                 "ambiguous": sum(r.decision == "ambiguous" for _, r in pairs),
                 "median_p_value": statistics.median(r.p_value for _, r in pairs) if pairs else None,
             }
         )
-    identified = sum(r["identified"] for r in rows)
-    accuracy = rate_summary(identified, len(answers))
     full = [(a, r) for a, r in zip(answers, results, strict=True) if a.tokens >= FULL_ANSWER_TOKENS]
-    full_right = sum(
-        r.decision == "vendor" and r.vendor_id == a.vendor and r.seed_id == a.seed_id for a, r in full
+    accuracy, interval = _rate(sum(r["identified"] for r in rows), len(answers))
+    full_accuracy, full_interval = (
+        _rate(sum(identified(a, r) for a, r in full), len(full)) if full else (None, None)
     )
-    full_accuracy = rate_summary(full_right, len(full)) if full else None
-    false = sum(r.decision != "none" for r in human)
-    human_rate = rate_summary(false, len(human)) if human else None
+    human_rate, human_interval = (
+        _rate(sum(r.decision != "none" for r in human), len(human)) if human else (None, None)
+    )
     return {
         "vendors": rows,
         "answers": len(answers),
-        "identification_accuracy": accuracy["rate"],
-        "identification_accuracy_ci": [accuracy["ci_low"], accuracy["ci_high"]],
+        "identification_accuracy": accuracy,
+        "identification_accuracy_ci": interval,
         # the acceptance population: answers of about the requested length (a one-line answer carries
         # too few marked tokens for any watermark to attribute)
         "full_answers": len(full),
-        "full_answer_identification_accuracy": full_accuracy["rate"] if full_accuracy else None,
-        "full_answer_identification_accuracy_ci": (
-            [full_accuracy["ci_low"], full_accuracy["ci_high"]] if full_accuracy else None
-        ),
+        "full_answer_identification_accuracy": full_accuracy,
+        "full_answer_identification_accuracy_ci": full_interval,
         "human_passages": len(human),
-        "human_false_attribution_rate": human_rate["rate"] if human_rate else None,
-        "human_false_attribution_rate_ci": [human_rate["ci_low"], human_rate["ci_high"]]
-        if human_rate
-        else None,
+        "human_false_attribution_rate": human_rate,
+        "human_false_attribution_rate_ci": human_interval,
         "partial_decisions": sum(r.partial for r in [*results, *human]),
         "short_answers": sum(a.tokens < FULL_ANSWER_TOKENS for a in answers),
     }

@@ -71,20 +71,27 @@ class LocalNetwork:
         self.processes.clear()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port on 127.0.0.1 free right now (another process may still take it before it is bound)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _command(*args: str) -> list[str]:
+def safework_command(*args: str) -> list[str]:
+    """The argv that runs ``safework ARGS`` with this interpreter (no console script needed)."""
     return [sys.executable, "-m", "safework.core.cli", *args]
 
 
 def _launch(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     with log.open("w") as handle:
         return subprocess.Popen(
-            _command(*args), stdout=subprocess.PIPE, stderr=handle, text=True, env=env, start_new_session=True
+            safework_command(*args),
+            stdout=subprocess.PIPE,
+            stderr=handle,
+            text=True,
+            env=env,
+            start_new_session=True,
         )
 
 
@@ -174,7 +181,7 @@ def start_network(
         )
         net.processes.append(ttp)
         net.ttp = _address(ttp, "the TTP", folder / "ttp.log", timeout_s)
-        endpoints = {v.name: f"127.0.0.1:{_free_port()}" for v in vendors}
+        endpoints = {v.name: f"127.0.0.1:{free_port()}" for v in vendors}
         admin = Party.load(folder, "admin", net.key_file("admin"))
         with TtpClient(net.ttp, admin) as client:
             for vendor in vendors:

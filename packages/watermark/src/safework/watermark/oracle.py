@@ -281,6 +281,11 @@ def gemma_gguf_path() -> Path:
     return target
 
 
+def model_source(spec: str | Path) -> str | Path:
+    """What ``load_causal_lm`` loads for ``spec``: the Gemma GGUF for ``"gemma-3-270m"``, else ``spec``."""
+    return gemma_gguf_path() if str(spec).strip() == DEFAULT_ORACLE else spec
+
+
 def load_oracle(
     spec: str | Path = DEFAULT_ORACLE, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> LoadedModel:
@@ -291,5 +296,4 @@ def load_oracle(
     """
     from safework.core.models import load_causal_lm
 
-    source: str | Path = gemma_gguf_path() if str(spec).strip() == DEFAULT_ORACLE else spec
-    return load_causal_lm(source, device=device, dtype=dtype)
+    return load_causal_lm(model_source(spec), device=device, dtype=dtype)
