@@ -283,23 +283,9 @@ def _default_report() -> probes.ProbeReport:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 9 stays open): on value-labelled prompts the value verifier pays "
-    "keyword-stuffed "
-    "boilerplate and off-topic answers slightly more than good answers (margins about -0.1)",
-)
 def test_acceptance_no_degenerate_policy_games_the_default_recipe() -> None:
     """Acceptance gate for M3-RL: with the default recipe and the installed verifiers, every degenerate
     policy earns strictly less than good answers, for every task label."""
     report = _default_report()
     assert {lo.label for lo in report.labels} == set(probes.DEFAULT_LABELS)
     assert report.passed, "reward recipe can be gamed:\n" + report.to_markdown()
-
-
-@pytest.mark.slow
-def test_every_label_but_value_resists_every_degenerate_policy() -> None:
-    """What holds today: the other seven task labels pass every probe (value is the known gap above)."""
-    report = _default_report()
-    failing = {label for label, _, _ in report.failures()}
-    assert failing <= {"value"}, "reward recipe can be gamed:\n" + report.to_markdown()

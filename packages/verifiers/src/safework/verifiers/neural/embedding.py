@@ -7,7 +7,10 @@ typical answer is read), each window is embedded on its own, and the windows are
 
 - ``first`` — the opening window, where refusals and warnings usually sit;
 - ``mean`` — the average over windows, length-neutral: repeating or padding an answer barely moves it;
-- ``max`` — the per-dimension maximum over windows, so one harmful window in a long benign text shows.
+- ``max`` — the per-dimension maximum over windows, so one harmful window in a long benign text shows;
+- ``lead`` — the opening sentence alone (at most :data:`LEAD_WORDS` words): whether an answer begins by
+  declining decides between a refusal that goes on to list safe alternatives and compliance, and inside a
+  128-token window that sentence is outweighed by the list after it.
 
 Prompts use the first two views over up to :data:`PROMPT_CHUNKS` windows. On 2 CPU cores the encoder reads
 about 6-7k tokens/s, so a 300-token answer costs ~50 ms; training embeds each distinct window once and keeps
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,20 +31,37 @@ EMBED_DIM = 384
 CHUNK_TOKENS = 128  # + [CLS] and [SEP] per window
 MAX_CHUNKS = 4  # 512 tokens of an answer or of the reasoning
 PROMPT_CHUNKS = 2  # 256 tokens of a prompt (long jailbreak preambles are cut)
-VIEWS = ("first", "mean", "max")
+VIEWS = ("first", "mean", "max", "lead")
+LEAD_WORDS = 32
 _CHARS_PER_TOKEN_CAP = 12  # texts are cut at this many characters per readable token before tokenising
 _BATCH = 64
 
 
+_LEAD_END = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def lead_sentence(text: str) -> str:
+    """The first sentence (or line) of ``text``, at most :data:`LEAD_WORDS` words."""
+    first = _LEAD_END.split(text.strip(), maxsplit=1)[0]
+    return " ".join(first.split()[:LEAD_WORDS])
+
+
 def _split_ids(tokenizer: Any, texts: Sequence[str], max_chunks: int) -> list[list[list[int]]]:
-    """Token windows of each text (an empty text is one empty window)."""
+    """Token windows of each text (an empty text is one empty window), then its lead sentence's window."""
     limit = max_chunks * CHUNK_TOKENS
     cut = [t[: limit * _CHARS_PER_TOKEN_CAP] for t in texts]
     encoded = tokenizer(cut, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    leads = tokenizer(
+        [lead_sentence(t[: CHUNK_TOKENS * _CHARS_PER_TOKEN_CAP]) for t in texts],
+        add_special_tokens=False,
+        truncation=False,
+        verbose=False,
+    )["input_ids"]
     windows = []
-    for ids in encoded:
+    for ids, lead in zip(encoded, leads, strict=True):
         ids = ids[:limit]
-        windows.append([ids[i : i + CHUNK_TOKENS] for i in range(0, len(ids), CHUNK_TOKENS)] or [[]])
+        chunks = [ids[i : i + CHUNK_TOKENS] for i in range(0, len(ids), CHUNK_TOKENS)] or [[]]
+        windows.append([*chunks, lead[:CHUNK_TOKENS]])
     return windows
 
 
@@ -70,14 +91,16 @@ def _encode_windows(encoder: Any, windows: Sequence[list[int]]) -> Any:
 
 
 def _pool(block: Any) -> Any:
-    """(3, 384) views of one text from its (W, 384) window embeddings."""
+    """(4, 384) views of one text from its (W + 1, 384) window embeddings, the lead sentence's last."""
     import torch
 
-    return torch.stack([block[0], torch.nn.functional.normalize(block.mean(0), dim=-1), block.max(0).values])
+    windows, lead = block[:-1], block[-1]
+    mean = torch.nn.functional.normalize(windows.mean(0), dim=-1)
+    return torch.stack([windows[0], mean, windows.max(0).values, lead])
 
 
 def embed_texts(texts: Sequence[str], max_chunks: int) -> Any:
-    """(N, 3, 384) pooled views (first, mean, max) of each text, with no disk cache (the serving path).
+    """(N, 4, 384) pooled views (first, mean, max, lead) of each text, with no disk cache (the serving path).
 
     Identical windows are encoded once per call: the eight samples of a GRPO group share one prompt."""
     return EmbeddingCache(None).lookup(texts, max_chunks)

@@ -1,17 +1,22 @@
 """The trainable part of a neural verifier: pair features over pooled embeddings → a small MLP → logits.
 
 Features for (prompt p, text t), each embedding a pooled view from :mod:`embedding`:
-``[p.first, p.mean, t.first, t.mean, t.max, p.mean⊙t.mean, |p.mean−t.mean|, words(p), words(t), t is blank]``.
+``[p.first, p.mean, t.first, t.mean, t.max, t.lead, p.mean⊙t.mean, |p.mean−t.mean|, cues(p, t), t is blank]``.
 
 - the prompt views carry what was asked (harmful, benign, a jailbreak wrapper);
 - the text's opening window carries refusal / warning style, its mean the content of the whole answer, its
-  max a single operational passage inside a long one;
+  max a single operational passage inside a long one, its lead sentence whether it opens by declining (a
+  refusal followed by a list of safe alternatives reads like compliance in the 128-token window);
 - the product and difference let a shallow head see whether the text engages with the prompt (off-topic);
-- ``words`` are hashed word and word-pair counts (log-scaled, unit length) of the first
-  :data:`LEXICAL_WORDS` words: MiniLM's mean-pooled vectors are topical, and the words that separate doing
-  from declining ("mix", "dose", "step", "I won't") are lexical. On realistic held-out text they lifted
-  balanced accuracy over the three acceptance groups from 0.81 to 0.85;
+- ``cues`` are the keyword rules' 0/1 cues (:func:`keyword.flags`: a refusal phrase in the opening, a
+  warning phrase, a harmful word in the prompt, a compliance cue such as "step 1"). Alone the rules are
+  weak (55 % balanced over the acceptance groups); beside the embeddings they carry the exact phrases;
 - blank marks an empty answer (a truncated rollout, an empty policy).
+
+Hashed word and word-pair counts were features until the lead view and the cues came: with those two they
+no longer helped on held-out text (85.6 % vs 85.8 % balanced without them, averaged over three prompt
+splits) and they made short practical answers and terse reasoning notes read as unsafe (the wasp-nest
+answer's reasoning scored P(unsafe) 0.78 with them, 0.05 without).
 
 There is deliberately no length feature, and every block is normalised, so a label must follow from what
 is said, not from how much (the previous head read only 40 tokens plus log-length, and length decided too
@@ -20,42 +25,23 @@ many labels).
 
 from __future__ import annotations
 
-import itertools
-import math
-import re
-import zlib
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from safework.verifiers.neural import keyword
 from safework.verifiers.neural.embedding import EMBED_DIM
 
-LEXICAL_DIM = 2048
-LEXICAL_WORDS = 600
-FEATURE_DIM = 7 * EMBED_DIM + 2 * LEXICAL_DIM + 1
+FEATURE_DIM = 8 * EMBED_DIM + len(keyword.FLAGS) + 1
 HIDDEN = 256
-_WORD = re.compile(r"[a-z']+")
-
-
-def lexical_features(texts: Sequence[str]) -> Any:
-    """(N, LEXICAL_DIM) hashed word and word-pair counts, log-scaled, unit length (CRC32: stable anywhere)."""
-    import torch
-
-    out = torch.zeros((len(texts), LEXICAL_DIM), dtype=torch.float32)
-    for row, text in enumerate(texts):
-        words = _WORD.findall(text.lower())[:LEXICAL_WORDS]
-        grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
-        for bucket, count in Counter(zlib.crc32(g.encode()) % LEXICAL_DIM for g in grams).items():
-            out[row, bucket] = 1.0 + math.log(count)
-    return torch.nn.functional.normalize(out, dim=-1)
 
 
 def pair_features(prompt_views: Any, text_views: Any, prompts: Sequence[str], texts: Sequence[str]) -> Any:
-    """(N, FEATURE_DIM) features from (N, 3, 384) prompt and text views and the raw prompts and texts."""
+    """(N, FEATURE_DIM) features from (N, 4, 384) prompt and text views and the raw prompts and texts."""
     import torch
 
     p_first, p_mean = prompt_views[:, 0], prompt_views[:, 1]
-    t_first, t_mean, t_max = text_views[:, 0], text_views[:, 1], text_views[:, 2]
+    t_first, t_mean, t_max, t_lead = (text_views[:, i] for i in range(4))
+    cues = [keyword.flags(p, t) for p, t in zip(prompts, texts, strict=True)]
     blank = torch.tensor([[float(not t.strip())] for t in texts], dtype=torch.float32).reshape(-1, 1)
     return torch.cat(
         [
@@ -64,10 +50,10 @@ def pair_features(prompt_views: Any, text_views: Any, prompts: Sequence[str], te
             t_first,
             t_mean,
             t_max,
+            t_lead,
             p_mean * t_mean,
             (p_mean - t_mean).abs(),
-            lexical_features(prompts),
-            lexical_features(texts),
+            torch.tensor(cues, dtype=torch.float32).reshape(len(texts), len(keyword.FLAGS)),
             blank,
         ],
         dim=-1,

@@ -132,6 +132,32 @@ REFUSAL_REDIRECTS = (
     " Happy to help with a related topic that doesn't involve hurting anyone.",
     " For academic work, I can summarise the public policy debate around it instead.",
 )
+# A refusal that goes on to offer safe alternatives as a list, as current chat models decline: the list
+# names the topic yet gives no help, so only the opening decides that the whole answer is a refusal.
+ALTERNATIVE_LEADS = (
+    "If your goal is learning or prevention, I can help with safe alternatives:",
+    "If you want, I can help with one of these instead:",
+    "Here are some lawful things I can do for you:",
+    "I can help in safer ways, for example:",
+    "If you're interested in the subject, here's what I can offer instead:",
+    "What I can do instead:",
+    "Happy to help with any of these related options:",
+    "If this is for research or writing, I could:",
+)
+ALTERNATIVE_OFFERS = (
+    "explain at a high level why {topic} is so harmful",
+    "summarise the history and public debate around {topic}",
+    "describe how people and organisations protect themselves from {topic}",
+    "point you to official guidance and support services on {topic}",
+    "write a balanced, factual overview of {topic} without operational detail",
+    "help you draft a message warning others about {topic}",
+    "outline the laws and penalties that apply to {topic}",
+    "suggest legitimate careers or courses related to preventing {topic}",
+    "discuss the ethics of {topic} for an essay",
+    "help with a fictional scene that avoids any real instructions for {topic}",
+    "list warning signs of {topic} so you can recognise them",
+    "recommend books or reputable sources that study {topic}",
+)
 # Practical precautions inside a helpful answer to a benign request: the answer stays helpful and safe.
 BENIGN_CAUTIONS = (
     "Safety note: wear gloves and eye protection while you do this.",
@@ -183,6 +209,19 @@ def long_refusal(rng: random.Random, pool: str, topic: str) -> str:
     opener = rng.choice(pool_parts(REFUSAL_OPENERS, pool))
     why = rng.choice(pool_parts(REFUSAL_EXPLANATIONS, pool)).format(topic=topic)
     return opener + why + rng.choice(pool_parts(REFUSAL_REDIRECTS, pool))
+
+
+def refusal_with_alternatives(rng: random.Random, pool: str, topic: str) -> str:
+    """A refusal followed by a bulleted or numbered list of safe alternatives on the topic."""
+    parts = pool_parts(ALTERNATIVE_OFFERS, pool)
+    offers = rng.sample(parts, min(len(parts), rng.randint(2, 4)))
+    numbered = rng.random() < 0.4
+    lines = []
+    for i, offer in enumerate(offers, start=1):
+        text = offer.format(topic=topic)
+        lines.append(f"{f'{i}.' if numbered else '-'} {text[0].upper()}{text[1:]}")
+    opener = rng.choice(pool_parts(REFUSAL_OPENERS, pool))
+    return f"{opener}\n\n{rng.choice(pool_parts(ALTERNATIVE_LEADS, pool))}\n" + "\n".join(lines)
 
 
 def with_caution(rng: random.Random, pool: str, answer: str) -> str:

@@ -39,6 +39,11 @@ from safework.verifiers.neural.metrics import by_source, groups, human_binary, q
 
 TRAINING_VERSION = "2"
 PRINCIPLES = corpus_mod.PRINCIPLES
+# Heads trained with every target kind weighing the same. Not safety: its kinds include small label sets
+# (8 "answered, not a refusal" pairs weighed as much as 700 compliant ones), and unweighted training gave
+# a higher balanced accuracy over the acceptance groups on each of three prompt splits (85.6 % vs 85.0 % on
+# average), mostly through compliant-answer recall.
+KIND_BALANCED = frozenset({"value", "normal"})
 log = logging.getLogger(__name__)
 
 
@@ -69,7 +74,7 @@ def _code_hash() -> str:
     """sha256 of the modules that decide what a head learns, as imported (not as edited since)."""
     from safework.verifiers.neural import embedding, head, templates
 
-    modules = (corpus_mod, templates, embedding, head, sys.modules[__name__])
+    modules = (corpus_mod, templates, embedding, head, keyword, sys.modules[__name__])
     return hashlib.sha256(b"".join(Path(m.__file__ or "").read_bytes() for m in modules)).hexdigest()
 
 
@@ -131,27 +136,34 @@ def _masks(examples: list[corpus_mod.Example], labels: tuple[str, ...]) -> Any:
     return torch.tensor([[label in e.allowed for label in labels] for e in examples], dtype=torch.bool)
 
 
-def _fit(features: Any, masks: Any, config: TrainConfig, num_labels: int, on_epoch: Any = None) -> Any:
-    """Set-valued cross-entropy (−log P(label ∈ allowed)), examples weighted to balance target kinds."""
+def _fit(
+    features: Any, masks: Any, config: TrainConfig, num_labels: int, balance: bool, on_epoch: Any = None
+) -> Any:
+    """Set-valued cross-entropy (−log P(label ∈ allowed)); ``balance`` weights examples so that every target
+    kind (allowed-label set) weighs the same in total."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the head is tiny; one thread is as fast and bit-identical on any machine
     try:
-        return _fit_loop(features, masks, config, num_labels, on_epoch)
+        return _fit_loop(features, masks, config, num_labels, balance, on_epoch)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit_loop(features: Any, masks: Any, config: TrainConfig, num_labels: int, on_epoch: Any) -> Any:
+def _fit_loop(
+    features: Any, masks: Any, config: TrainConfig, num_labels: int, balance: bool, on_epoch: Any
+) -> Any:
     import torch
 
     torch.manual_seed(config.seed)
     head = make_head(num_labels, config.dropout)
-    kinds = [tuple(row) for row in masks.tolist()]
-    counts = {k: kinds.count(k) for k in set(kinds)}
-    weights = torch.tensor([1.0 / counts[k] for k in kinds])
-    weights = weights / weights.mean()
+    weights = torch.ones(len(features))
+    if balance:
+        kinds = [tuple(row) for row in masks.tolist()]
+        counts = {k: kinds.count(k) for k in set(kinds)}
+        weights = torch.tensor([1.0 / counts[k] for k in kinds])
+        weights = weights / weights.mean()
     optimiser = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     head.train()
@@ -226,6 +238,7 @@ def train(principle: str, config: TrainConfig | None = None, *, show_progress: b
             _masks(train_split, data.labels),
             config,
             len(data.labels),
+            principle in KIND_BALANCED,
             lambda: bar.advance(task),
         )
     fitted = time.perf_counter()
