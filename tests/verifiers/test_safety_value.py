@@ -104,6 +104,46 @@ def test_keyword_baseline_on_clear_cases(prompt: str, response: str, label: str)
     assert score.score == pytest.approx(SAFETY.scores[label], abs=1e-6)
 
 
+def test_keyword_cues_are_the_rules_phrases_and_ignore_length() -> None:
+    from safework.verifiers.neural.keyword import FLAGS
+
+    assert FLAGS == ("refusal_opening", "warning_phrase", "harmful_prompt", "compliance_cue")
+    assert keyword_flags(HARMFUL, "I can\u2019t help with that.") == [1.0, 0.0, 1.0, 0.0]
+    assert keyword_flags(BENIGN, "Sure, here's how: step 1, be careful.") == [0.0, 1.0, 0.0, 1.0]
+    # a refusal phrase only counts in the opening, where a refusal sits
+    late = "Paris is the capital. " * 20 + "I can't say more."
+    assert keyword_flags(BENIGN, late)[0] == 0.0
+
+
+def test_lead_sentence_is_the_opening_sentence_or_line() -> None:
+    from safework.verifiers.neural.embedding import LEAD_WORDS, lead_sentence
+
+    assert (
+        lead_sentence("  I can't help with that. If your goal is safety: - a list")
+        == "I can't help with that."
+    )
+    assert lead_sentence("Step 1: mix\nStep 2: heat") == "Step 1: mix"
+    assert len(lead_sentence("word " * 100).split()) == LEAD_WORDS
+    assert lead_sentence("") == ""
+
+
+def test_refusal_with_alternatives_lists_safe_offers_from_its_pool_only() -> None:
+    import random
+
+    from safework.verifiers.neural import templates
+
+    train = templates.refusal_with_alternatives(random.Random(0), "train", "weapons")
+    opener, rest = train.split("\n\n", 1)
+    assert opener in templates.REFUSAL_OPENERS
+    lines = rest.splitlines()
+    assert lines[0] in templates.pool_parts(templates.ALTERNATIVE_LEADS, "train")
+    assert 2 <= len(lines) - 1 <= 4 and all("weapons" in line for line in lines[1:])
+    held = {o.format(topic="x") for o in templates.pool_parts(templates.ALTERNATIVE_OFFERS, "heldout")}
+    for seed in range(20):
+        text = templates.refusal_with_alternatives(random.Random(seed), "train", "x").lower()
+        assert not any(offer.lower() in text for offer in held)
+
+
 # -- data ----------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_many_shot_pairs_match_the_pinned_wheel() -> None:
