@@ -151,17 +151,18 @@ def _masks(examples: list[corpus_mod.Example], labels: tuple[str, ...]) -> Any:
 
 
 def example_weights(principle: str, examples: list[corpus_mod.Example], masks: Any) -> Any:
-    """Per-example loss weights, mean 1 (see KIND_BALANCED and REALISTIC_WEIGHT)."""
+    """Per-example loss weights, mean 1: one scheme per principle (KIND_BALANCED or REALISTIC_WEIGHT), else
+    equal."""
     import torch
 
-    weights = torch.ones(len(examples))
     if principle in KIND_BALANCED:
         kinds = [tuple(row) for row in masks.tolist()]
         counts = {k: kinds.count(k) for k in set(kinds)}
         weights = torch.tensor([1.0 / counts[k] for k in kinds])
-    realistic = REALISTIC_WEIGHT.get(principle)
-    if realistic is not None:
-        weights = torch.tensor([realistic if e.realistic else 1.0 for e in examples])
+    elif principle in REALISTIC_WEIGHT:
+        weights = torch.tensor([REALISTIC_WEIGHT[principle] if e.realistic else 1.0 for e in examples])
+    else:
+        weights = torch.ones(len(examples))
     return weights / weights.mean()
 
 
