@@ -125,56 +125,21 @@ def _batches(pairs: list[tuple[list[int], list[int]]], batch_size: int, vocab: i
     return batches
 
 
-def _keeps_logits(model: Any) -> bool:
-    """Whether the model's forward can skip the prompt's logits (most transformers causal LMs can)."""
-    import inspect
-
-    return "logits_to_keep" in inspect.signature(model.forward).parameters
-
-
 def _score_batch(loaded: LoadedModel, rows: list[tuple[list[int], list[int]]]) -> list[ContinuationScore]:
-    """One forward pass over left-padded rows, keeping logits only for the positions that predict targets.
-
-    Left padding puts every continuation at the end of its row, so ``logits_to_keep`` can drop the
-    prompt's logits; position ids are counted from each row's first real token, as in generation.
-    """
+    """One teacher-forced pass (``safework.core.models.logprobs``) over a batch: summed NLL per row."""
     import torch
-    import torch.nn.functional as F
+
+    from safework.core.models.logprobs import token_logprobs
 
     pad = loaded.tokenizer.pad_token_id
     pad = pad if isinstance(pad, int) else _start_id(loaded.tokenizer)
-    lengths = [len(c) + len(t) for c, t in rows]
-    width = max(lengths)
-    keep = max(len(t) for _, t in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, ((context, target), length) in enumerate(zip(rows, lengths, strict=True)):
-        ids[r, width - length :] = torch.tensor(context + target, dtype=torch.long)
-        mask[r, width - length :] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    device = loaded.device
-    extra: dict[str, Any] = {"logits_to_keep": keep + 1} if _keeps_logits(loaded.model) else {}
     with torch.inference_mode():
-        output = loaded.model(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            position_ids=positions.to(device),
-            use_cache=False,
-            **extra,
-        )
-    # Kept positions width-keep-1 .. width-1; position p predicts token p + 1, so drop the last one.
-    logits: torch.Tensor = output.logits[:, -(keep + 1) : -1, :]
-    scores = []
-    for r, (_, target) in enumerate(rows):
-        n = len(target)
-        if n == 0:
-            scores.append(ContinuationScore(0.0, 0))
-            continue
-        row = logits[r, keep - n :, :].float()
-        labels = torch.tensor(target, dtype=torch.long, device=row.device)
-        nll = F.cross_entropy(row, labels, reduction="sum")
-        scores.append(ContinuationScore(float(nll), n))
-    return scores
+        scored = token_logprobs(loaded.model, rows, pad_id=pad)
+    sums = scored.logprobs.sum(-1).tolist()
+    return [
+        ContinuationScore(-float(total) if target else 0.0, len(target))
+        for total, (_, target) in zip(sums, rows, strict=True)
+    ]
 
 
 def score_continuations(

@@ -43,6 +43,7 @@ class Generated:
     token_ids: tuple[int, ...]
     prompt_tokens: int
     finish_reason: FinishReason  # "stop": the model ended its answer; "length": cut at max_new_tokens
+    stop_token: int | None = None  # the end-of-sequence id that ended the row (RL trains on it), if any
 
     @property
     def new_tokens(self) -> int:
@@ -156,6 +157,7 @@ class _Batch:
         self.active = list(range(len(texts)))  # batch rows still decoding, in cache order
         self.new: list[list[int]] = [[] for _ in texts]
         self.finish: list[FinishReason] = ["length"] * len(texts)
+        self.stop_token: list[int | None] = [None] * len(texts)
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, cache: dict[str, Any]) -> torch.Tensor:
         """Next-token scores of every active row; only the last position's logits are computed."""
@@ -238,6 +240,7 @@ def _decode_batch(
             if token in stops:
                 done[slot] = True
                 batch.finish[row] = "stop"
+                batch.stop_token[row] = token
             else:
                 batch.new[row].append(token)
         if all(done) or step == decoding.max_new_tokens - 1:
@@ -329,6 +332,7 @@ def generate_chat(
                     token_ids=tuple(ids),
                     prompt_tokens=batch.prompt_tokens[slot],
                     finish_reason=batch.finish[slot],
+                    stop_token=batch.stop_token[slot],
                 )
             if bar is not None and task is not None:
                 bar.advance(task, len(chunk))
