@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 ROWS = [([5, 6, 7], [8, 9]), ([10], [11, 12, 13, 14]), ([15, 16], [])]
 
 
-def _one_row(model: torch.nn.Module, context: list[int], target: list[int], temperature: float) -> list[float]:
+def _one_row(
+    model: torch.nn.Module, context: list[int], target: list[int], temperature: float
+) -> list[float]:
     """The ground truth: an unpadded forward pass over one row, log-softmax, pick the targets."""
     ids = torch.tensor([context + target])
     with torch.no_grad():

@@ -8,9 +8,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 import pytest
+import torch
 from click.testing import CliRunner
 
 from safework.core import hookspecs, plugins
@@ -79,7 +81,8 @@ def test_register_attacks_hook(with_sample: Path) -> None:
 
 def test_register_advantage_estimators_hook(with_sample: Path) -> None:
     estimator = plugins.collect("register_advantage_estimators")["sample-mean-centred"]
-    assert estimator([1.0, 3.0, 5.0], [0, 0, 1]) == [-1.0, 1.0, 0.0]
+    batch = SimpleNamespace(rewards=torch.tensor([1.0, 3.0, 5.0]), groups=torch.tensor([0, 0, 1]))
+    assert estimator(batch) == [-1.0, 1.0, 0.0]
 
 
 def test_register_datasets_hook_carries_core_builtins(fresh_manager: None) -> None:

@@ -76,5 +76,8 @@ def register_attacks(register: Register) -> None:
 def register_advantage_estimators(register: Register) -> None:
     """Contribute RL advantage estimators (group-normalised, CALE, third-party).
 
-    ``register(name, estimator)`` where ``estimator(rewards, groups, **options) -> advantages``.
+    ``register(name, estimator)`` where ``estimator(batch, **options) -> advantages``: ``batch`` is
+    ``safework.rl.advantages.AdvantageBatch`` (``rewards``, ``groups``, ``lengths``, optional ``correct``, one
+    row per response) and the result holds one advantage per row (a tensor or a list of floats). Options
+    come from the run config's ``estimator_options``.
     """

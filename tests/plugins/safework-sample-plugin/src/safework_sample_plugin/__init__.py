@@ -37,8 +37,9 @@ def shout_attack(text: str, strength: float, rng: object) -> str:
     return " ".join([w.upper() for w in words[:cut]] + words[cut:])
 
 
-def mean_centred(rewards: list[float], groups: list[int]) -> list[float]:
-    """Advantage = reward minus its group's mean."""
+def mean_centred(batch) -> list[float]:  # type: ignore[no-untyped-def]
+    """Advantage = reward minus its group's mean (the batch contract: ``batch.rewards``, ``batch.groups``)."""
+    rewards, groups = batch.rewards.tolist(), batch.groups.tolist()
     sums: dict[int, list[float]] = {}
     for r, g in zip(rewards, groups, strict=True):
         sums.setdefault(g, []).append(r)

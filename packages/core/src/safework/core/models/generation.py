@@ -90,6 +90,13 @@ def render_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, system: str |
     return str(rendered)
 
 
+def prompt_ids(tokenizer: PreTrainedTokenizerBase, prompt: str, system: str | None = None) -> list[int]:
+    """The token ids :func:`generate_chat` feeds the model for one chat prompt (template, no extra BOS)."""
+    text = render_prompt(tokenizer, prompt, system)
+    add_special = not getattr(tokenizer, "chat_template", None)  # a template holds its special tokens
+    return [int(i) for i in tokenizer(text, add_special_tokens=add_special)["input_ids"]]
+
+
 def stop_ids(loaded: LoadedModel) -> set[int]:
     """Token ids that end an answer: the tokenizer's EOS plus the model's generation-config EOS ids."""
     ids: set[int] = set()

@@ -1,0 +1,89 @@
+"""The default rollout backend: the core generation loop (batched, KV cache) on the trainer's own model.
+
+The engine holds the trainer's model object, so a weight update is visible to the next rollout without a
+copy; :meth:`sync` still runs the parity probe, so a caller that swapped the model object (a resume, a
+DeepSpeed engine) finds out at once rather than training on samples from stale weights.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from safework.core.errors import ConfigError
+from safework.core.models.generation import Decoding, generate_chat, prompt_ids
+from safework.core.models.loader import LoadedModel
+from safework.rl.rollout.base import PromptItem, Rollout, RolloutSettings, SyncReport, sample_seed
+from safework.rl.rollout.parity import PROBE_TOLERANCE, probe_logprobs
+
+
+class HFRolloutEngine:
+    name = "hf"
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+
+    def generate(
+        self, items: Sequence[PromptItem], settings: RolloutSettings, seed: int, step: int
+    ) -> list[Rollout]:
+        import torch
+
+        if not items:
+            raise ConfigError("no prompts to roll out; the stage's data yielded none")
+        prompts = [item.prompt for item in items for _ in range(settings.samples)]
+        seeds = [sample_seed(seed, step, item.prompt, k) for item in items for k in range(settings.samples)]
+        decoding = Decoding(
+            max_new_tokens=settings.max_new_tokens, temperature=settings.temperature, top_p=settings.top_p
+        )
+        model = self.loaded.model
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                generated = generate_chat(
+                    self.loaded,
+                    prompts,
+                    decoding,
+                    system=settings.system,
+                    batch_size=settings.batch_size,
+                    seeds=seeds,
+                )
+        finally:
+            model.train(was_training)
+        tokenizer = self.loaded.tokenizer
+        encoded = {item.prompt: tuple(prompt_ids(tokenizer, item.prompt, settings.system)) for item in items}
+        rollouts = []
+        for index, out in enumerate(generated):
+            group, sample = divmod(index, settings.samples)
+            stop = () if out.stop_token is None else (out.stop_token,)
+            rollouts.append(
+                Rollout(
+                    group=group,
+                    sample=sample,
+                    item=items[group],
+                    text=out.text,
+                    prompt_ids=encoded[out.prompt],
+                    response_ids=(*out.token_ids, *stop),
+                    finish_reason=out.finish_reason,
+                )
+            )
+        return rollouts
+
+    def sync(self, model: Any) -> SyncReport:
+        """Adopt ``model`` (no copy: same process) and check that the engine now scores like it."""
+        start = time.perf_counter()
+        self.loaded = LoadedModel(
+            model=model,
+            tokenizer=self.loaded.tokenizer,
+            name=self.loaded.name,
+            source=self.loaded.source,
+            kind=self.loaded.kind,
+        )
+        mine = probe_logprobs(self.loaded.model, self.loaded.tokenizer)
+        theirs = probe_logprobs(model, self.loaded.tokenizer)
+        diff = max(abs(a - b) for a, b in zip(mine, theirs, strict=True))
+        return SyncReport(diff, PROBE_TOLERANCE, time.perf_counter() - start)
+
+    def close(self) -> None:
+        return None
