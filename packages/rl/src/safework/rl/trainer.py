@@ -382,9 +382,7 @@ class Trainer:
 
         stats: dict[str, list[float]] = {}
         if not rollouts:
-            for _ in range(stage.optim.mini_batches):
-                scheduler.step()  # the schedule advances with the step count, whatever was kept
-            return {}
+            return {}  # every group was skipped: no update (the schedule counts updates taken)
         model = self.loaded.model
         temperature = stage.rollout.temperature
         chunks = [c.tolist() for c in torch.arange(len(rollouts)).chunk(stage.optim.mini_batches)]

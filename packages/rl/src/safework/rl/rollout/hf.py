@@ -1,8 +1,7 @@
 """The default rollout backend: the core generation loop (batched, KV cache) on the trainer's own model.
 
 The engine holds the trainer's model object, so a weight update is visible to the next rollout without a
-copy; :meth:`sync` still runs the parity probe, so a caller that swapped the model object (a resume, a
-DeepSpeed engine) finds out at once rather than training on samples from stale weights.
+copy, and a resumed run's engine is built on the resumed model.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from safework.core.errors import ConfigError
 from safework.core.models.generation import Decoding, generate_chat, prompt_ids
 from safework.core.models.loader import LoadedModel
 from safework.rl.rollout.base import PromptItem, Rollout, RolloutSettings, SyncReport, sample_seed
-from safework.rl.rollout.parity import PROBE_TOLERANCE, probe_logprobs
+from safework.rl.rollout.parity import PROBE_TOLERANCE
 
 
 class HFRolloutEngine:
@@ -71,7 +70,8 @@ class HFRolloutEngine:
         return rollouts
 
     def sync(self, model: Any) -> SyncReport:
-        """Adopt ``model`` (no copy: same process) and check that the engine now scores like it."""
+        """Adopt ``model``. In one process the engine samples from the trainer's own module object, so
+        parity holds by identity (difference 0); out-of-process engines compare the probe's log-probs."""
         start = time.perf_counter()
         self.loaded = LoadedModel(
             model=model,
@@ -80,10 +80,7 @@ class HFRolloutEngine:
             source=self.loaded.source,
             kind=self.loaded.kind,
         )
-        mine = probe_logprobs(self.loaded.model, self.loaded.tokenizer)
-        theirs = probe_logprobs(model, self.loaded.tokenizer)
-        diff = max(abs(a - b) for a, b in zip(mine, theirs, strict=True))
-        return SyncReport(diff, PROBE_TOLERANCE, time.perf_counter() - start)
+        return SyncReport(0.0, PROBE_TOLERANCE, time.perf_counter() - start)
 
     def close(self) -> None:
         return None
