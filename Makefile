@@ -28,8 +28,10 @@ $(VENV)/.stamp-torch: $(VENV)/.stamp-venv constraints.txt
 	touch $@
 
 # 2. the four packages, editable, with the extras the tests need, plus dev tooling. watermark[postgres] brings
-# psycopg for the TTP's PostgreSQL store (its tests start a throw-away server when the binaries exist).
+# psycopg for the TTP's PostgreSQL store (its tests start a throw-away server when the binaries exist);
+# rl[deepspeed] the ZeRO-2/3 path its two-rank CPU tests check.
 EXTRAS_watermark := [postgres]
+EXTRAS_rl := [deepspeed]
 $(VENV)/.stamp-packages: $(VENV)/.stamp-torch $(foreach p,$(PACKAGES),$(p)/pyproject.toml) requirements/dev.txt
 	$(PIP) install $(PIN) $(foreach p,$(PACKAGES),-e '$(p)$(EXTRAS_$(notdir $(p)))') -r requirements/dev.txt
 	touch $@
@@ -132,3 +134,4 @@ $(VVENV)/.stamp-packages: $(VVENV)/.stamp-vllm packages/core/pyproject.toml pack
 
 test-vllm: $(VVENV)/.stamp-packages
 	$(VVENV)/bin/pytest tests/vllm -q
+	$(VENV)/bin/pytest tests/rl/test_vllm_rollout.py -q

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,88 +23,6 @@ from safetensors.torch import load_file
 from safework.core.errors import ConfigError
 from safework.rl.config import from_dict, load_config
 from safework.rl.trainer import Trainer
-
-RECIPE = """
-[verifiers.short]
-factory = "length"
-options = { budget = 40, unit = "chars", tolerance = 3.0 }
-
-[labels.brevity]
-format_weight = 0.0
-components = [{ verifier = "short", weight = 1.0 }]
-
-[labels.format-only]
-"""
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from safework.core.models import load_tokenizer, tiny_loaded
-
-    folder = tmp_path_factory.mktemp("tiny-policy")
-    loaded = tiny_loaded(load_tokenizer("default"), seed=0)
-    loaded.model.save_pretrained(folder)
-    loaded.tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def recipe_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("recipe") / "recipe.toml"
-    path.write_text(RECIPE, encoding="utf-8")
-    return path
-
-
-def config_table(tiny_dir: Path, recipe_path: Path, **top: Any) -> dict[str, Any]:
-    """Two RL stages (grpo + cpgd loss, then cale), two steps each: curriculum, estimators, resume points."""
-    table: dict[str, Any] = {
-        "seed": 1,
-        "threads": 1,
-        "model": {"path": str(tiny_dir)},
-        "reward": {"recipe": str(recipe_path)},
-        "rollout": {"samples": 4, "max_new_tokens": 12, "batch_size": 16},
-        "optim": {"lr": 1e-3, "mini_batches": 2},
-        "checkpoint": {"every": 1, "keep": 5},
-        "stages": [
-            {
-                "name": "a",
-                "kind": "rl",
-                "steps": 2,
-                "prompts_per_step": 3,
-                "data": [{"source": "gsm-symbolic", "label": "brevity"}],
-            },
-            {
-                "name": "b",
-                "kind": "rl",
-                "steps": 2,
-                "prompts_per_step": 3,
-                "data": [{"source": "nq-open", "label": "brevity"}],
-                "algorithm": {"estimator": "cale", "estimator_options": {"alpha": 0.9}},
-            },
-        ],
-    }
-    table.update(top)
-    return table
-
-
-def write_config(path: Path, table: dict[str, Any]) -> Path:
-    """The table as TOML (only the shapes these tests use)."""
-
-    def value(v: Any) -> str:
-        if isinstance(v, dict):
-            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return json.dumps(v)
-
-    lines = [f"{k} = {value(v)}" for k, v in table.items() if not isinstance(v, dict) and k != "stages"]
-    for key, sub in table.items():
-        if isinstance(sub, dict):
-            lines += [f"[{key}]", *(f"{k} = {value(v)}" for k, v in sub.items())]
-    for stage in table["stages"]:
-        lines += ["[[stages]]", *(f"{k} = {value(v)}" for k, v in stage.items())]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def weights(checkpoint: str | Path) -> dict[str, torch.Tensor]:
@@ -116,7 +35,12 @@ def rewards(run: Path) -> list[tuple[int, float]]:
 
 
 @pytest.fixture(scope="module")
-def reference_run(tiny_dir: Path, recipe_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def reference_run(
+    tiny_dir: Path,
+    recipe_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    config_table: Callable[..., dict[str, Any]],
+) -> Path:
     """The uninterrupted four-step run every resume is compared with."""
     out = tmp_path_factory.mktemp("reference")
     summary = Trainer(from_dict(config_table(tiny_dir, recipe_path)), out, show_progress=False).run()
@@ -149,7 +73,11 @@ def test_four_steps_learn_and_report(reference_run: Path) -> None:
 
 
 def test_two_steps_resume_two_steps_equals_four_bit_for_bit(
-    reference_run: Path, tiny_dir: Path, recipe_path: Path, tmp_path: Path
+    reference_run: Path,
+    tiny_dir: Path,
+    recipe_path: Path,
+    tmp_path: Path,
+    config_table: Callable[..., dict[str, Any]],
 ) -> None:
     config = from_dict(config_table(tiny_dir, recipe_path))
     # Stop inside stage b (after step 3) so the optimiser, scheduler and data cursor all resume mid-stage.
@@ -166,7 +94,12 @@ def test_two_steps_resume_two_steps_equals_four_bit_for_bit(
 
 
 def test_sigkill_mid_step_loses_only_the_steps_since_the_checkpoint(
-    reference_run: Path, tiny_dir: Path, recipe_path: Path, tmp_path: Path
+    reference_run: Path,
+    tiny_dir: Path,
+    recipe_path: Path,
+    tmp_path: Path,
+    config_table: Callable[..., dict[str, Any]],
+    write_config: Callable[[Path, dict[str, Any]], Path],
 ) -> None:
     config = write_config(tmp_path / "run.toml", config_table(tiny_dir, recipe_path))
     out = tmp_path / "run"
@@ -205,7 +138,11 @@ def test_sigkill_mid_step_loses_only_the_steps_since_the_checkpoint(
 
 
 def test_cli_json_summary_names_a_loadable_checkpoint(
-    tiny_dir: Path, recipe_path: Path, tmp_path: Path
+    tiny_dir: Path,
+    recipe_path: Path,
+    tmp_path: Path,
+    config_table: Callable[..., dict[str, Any]],
+    write_config: Callable[[Path, dict[str, Any]], Path],
 ) -> None:
     table = config_table(tiny_dir, recipe_path)
     table["stages"] = table["stages"][:1]
@@ -239,7 +176,7 @@ def test_cli_json_summary_names_a_loadable_checkpoint(
 
 
 def test_zero_variance_groups_are_skipped_and_counted(
-    tiny_dir: Path, recipe_path: Path, tmp_path: Path
+    tiny_dir: Path, recipe_path: Path, tmp_path: Path, config_table: Callable[..., dict[str, Any]]
 ) -> None:
     """The tiny model never writes <think>: the format-only label gives every response 0, so no group has a
     spread, nothing is updated and every group is counted as zero-variance (no phantom advantages)."""
@@ -252,7 +189,9 @@ def test_zero_variance_groups_are_skipped_and_counted(
     assert all(torch.equal(v, weights(tiny_dir)[k]) for k, v in weights(summary["checkpoint"]).items())
 
 
-def test_sft_stage_distils_verified_traces(tiny_dir: Path, recipe_path: Path, tmp_path: Path) -> None:
+def test_sft_stage_distils_verified_traces(
+    tiny_dir: Path, recipe_path: Path, tmp_path: Path, config_table: Callable[..., dict[str, Any]]
+) -> None:
     table = config_table(tiny_dir, recipe_path)
     table["stages"] = [
         {
@@ -281,7 +220,9 @@ def test_sft_stage_distils_verified_traces(tiny_dir: Path, recipe_path: Path, tm
 
 
 # -- bad input: a clear error naming the fix, before any model is loaded ----------------------------------
-def test_unknown_config_key_names_the_key_and_the_accepted_ones(tiny_dir: Path, recipe_path: Path) -> None:
+def test_unknown_config_key_names_the_key_and_the_accepted_ones(
+    tiny_dir: Path, recipe_path: Path, config_table: Callable[..., dict[str, Any]]
+) -> None:
     table = config_table(tiny_dir, recipe_path)
     table["optim"] = {**table["optim"], "learning_rate": 1e-3}
     with pytest.raises(ConfigError, match=r"unknown key\(s\) learning_rate; it accepts: lr"):
@@ -291,7 +232,7 @@ def test_unknown_config_key_names_the_key_and_the_accepted_ones(tiny_dir: Path, 
 
 
 def test_unknown_estimator_or_option_fails_in_preflight(
-    tiny_dir: Path, recipe_path: Path, tmp_path: Path
+    tiny_dir: Path, recipe_path: Path, tmp_path: Path, config_table: Callable[..., dict[str, Any]]
 ) -> None:
     table = config_table(tiny_dir, recipe_path)
     table["stages"][1]["algorithm"] = {"estimator": "grpo++"}
@@ -302,7 +243,9 @@ def test_unknown_estimator_or_option_fails_in_preflight(
         Trainer(from_dict(table), tmp_path).preflight()
 
 
-def test_unknown_verifier_fails_in_preflight(tiny_dir: Path, tmp_path: Path) -> None:
+def test_unknown_verifier_fails_in_preflight(
+    tiny_dir: Path, tmp_path: Path, config_table: Callable[..., dict[str, Any]]
+) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[labels.brevity]\ncomponents = [{ verifier = "shortness", weight = 1.0 }]\n')
     with pytest.raises(ConfigError, match="unknown verifier 'shortness'"):
@@ -310,7 +253,11 @@ def test_unknown_verifier_fails_in_preflight(tiny_dir: Path, tmp_path: Path) -> 
 
 
 def test_a_source_with_no_prompts_fails_in_preflight(
-    tiny_dir: Path, recipe_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_dir: Path,
+    recipe_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    config_table: Callable[..., dict[str, Any]],
 ) -> None:
     from safework.rl import data
 
@@ -327,10 +274,43 @@ def test_a_source_with_no_prompts_fails_in_preflight(
 
 
 def test_a_checkpoint_of_another_model_is_refused_before_loading(
-    reference_run: Path, tiny_dir: Path, recipe_path: Path, tmp_path: Path
+    reference_run: Path,
+    tiny_dir: Path,
+    recipe_path: Path,
+    tmp_path: Path,
+    config_table: Callable[..., dict[str, Any]],
 ) -> None:
     table = config_table(tiny_dir, recipe_path, model={"path": "default"})
     with pytest.raises(ConfigError, match=r"was trained from model .*but the config names .default."):
         Trainer(from_dict(table), tmp_path, resume=reference_run).preflight()
     with pytest.raises(ConfigError, match="neither a checkpoint"):
         Trainer(from_dict(config_table(tiny_dir, recipe_path)), tmp_path, resume=tmp_path)
+
+
+def test_reward_server_and_in_process_rewards_train_identically(
+    reference_run: Path,
+    tiny_dir: Path,
+    recipe_path: Path,
+    tmp_path: Path,
+    config_table: Callable[..., dict[str, Any]],
+) -> None:
+    """The same run scored through a real gRPC reward server on 127.0.0.1: identical rewards, identical
+    weights (both paths compose through safework.verifiers.recipe.compose)."""
+    from safework.verifiers.recipe import Recipe
+    from safework.verifiers.server import ServerConfig, load_verifiers, start_reward_server
+
+    recipe = Recipe.load(recipe_path)
+    served = load_verifiers(None, recipe)
+    with start_reward_server(
+        served, config=ServerConfig(max_batch=64, max_wait_ms=5), recipe=recipe
+    ) as server:
+        table = config_table(
+            tiny_dir, recipe_path, reward={"recipe": str(recipe_path), "server": server.target}
+        )
+        summary = Trainer(from_dict(table), tmp_path, show_progress=False).run()
+    assert rewards(tmp_path) == rewards(reference_run)
+    ours, theirs = (
+        weights(summary["checkpoint"]),
+        weights(reference_run / "checkpoints" / "step-000004-s2" / "model"),
+    )
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)

@@ -6,6 +6,7 @@ Importing this module stays cheap (no torch): the CLI imports it to build ``safe
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,9 @@ def _run(
         if not stages:
             raise ConfigError(f"{config_path} has no {only} stage; `safework rl train` runs every stage")
         config = replace(config, stages=stages)
-    summary = Trainer(config, out, resume=resume, show_progress=not as_json, max_steps=max_steps).run()
-    _report(summary, as_json)
+    summary = Trainer(config, out, resume=resume, show_progress=True, max_steps=max_steps).run()
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun/deepspeed only rank 0 reports
+        _report(summary, as_json)
 
 
 def _report(summary: dict[str, Any], as_json: bool) -> None:

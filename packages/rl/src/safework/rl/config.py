@@ -4,8 +4,9 @@ A config names the model, how rollouts are sampled, the reward recipe, the advan
 the optimiser and an ordered list of ``[[stages]]`` (``kind = "sft"`` or ``"rl"``). A stage may override the
 run-wide ``rollout``, ``algorithm`` and ``optim`` tables with its own partial tables, which is how the CALE
 stage swaps the estimator without repeating the rest. ``include = ["base.toml", ...]`` merges other files
-first (tables merged key by key, later wins; ``stages`` lists concatenated in order), so the documented run
-and the demo are the same stage files with different sizes.
+first (tables merged key by key, later wins; ``stages`` lists concatenated in order), and
+``[overrides.<stage name>]`` tables are merged into the named stage last, so the documented run and the demo
+are the same stage files with different sizes.
 
 Every key is checked: an unknown key anywhere is an error that names the key, the table and the keys it
 accepts, before a model is loaded.
@@ -131,6 +132,17 @@ class CheckpointConfig:
 
 
 @dataclass(frozen=True)
+class DistributedConfig:
+    """Used only when launched with several ranks (``torchrun`` / ``deepspeed``)."""
+
+    zero_stage: int = 2
+
+    def __post_init__(self) -> None:
+        if self.zero_stage not in (2, 3):
+            raise ConfigError(f"distributed.zero_stage must be 2 or 3 (got {self.zero_stage})")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     stages: tuple[StageConfig, ...]
     seed: int = 0
@@ -138,6 +150,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     source: str = "<config>"
 
     def to_dict(self) -> dict[str, Any]:
@@ -247,6 +260,7 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 def from_dict(data: Mapping[str, Any], source: str = "<config>") -> RunConfig:
     """A :class:`RunConfig` from a merged table; stages inherit the run-wide shared tables."""
     data = dict(data)
+    stage_overrides = data.pop("overrides", {})
     shared = {key: data.pop(key, {}) for key in _STAGE_SHARED}
     for key, value in shared.items():
         if not isinstance(value, Mapping):
@@ -254,6 +268,12 @@ def from_dict(data: Mapping[str, Any], source: str = "<config>") -> RunConfig:
     stages = data.pop("stages", [])
     if not isinstance(stages, list) or not stages:
         raise ConfigError(f'{source}: no [[stages]]; add at least one stage (kind = "sft" or "rl")')
+    if not isinstance(stage_overrides, Mapping):
+        raise ConfigError(f"{source}: [overrides] must hold one table per stage name")
+    unmatched = set(stage_overrides) - {s.get("name") for s in stages if isinstance(s, Mapping)}
+    if unmatched:
+        raise ConfigError(f"{source}: [overrides] names no stage called {', '.join(sorted(unmatched))}")
+    stages = [_merge(dict(s), stage_overrides.get(s.get("name"), {})) for s in stages]
     built = []
     names: set[str] = set()
     for index, stage in enumerate(stages):
@@ -266,11 +286,12 @@ def from_dict(data: Mapping[str, Any], source: str = "<config>") -> RunConfig:
         for key, value in shared.items():
             merged[key] = _merge(dict(value), stage.get(key, {}))
         built.append(build(StageConfig, merged, f"stages.{stage['name']}"))
-    unknown = sorted(set(data) - {"seed", "threads", "model", "reward", "checkpoint"})
+    unknown = sorted(set(data) - {"seed", "threads", "model", "reward", "checkpoint", "distributed"})
     if unknown:
         raise ConfigError(
             f"{source}: unknown top-level key(s) {', '.join(unknown)}; a config accepts include, seed, "
-            "threads, model, rollout, reward, algorithm, optim, traces, checkpoint and [[stages]]"
+            "threads, model, rollout, reward, algorithm, optim, traces, checkpoint, distributed, overrides "
+            "and [[stages]]"
         )
     return RunConfig(
         stages=tuple(built),
@@ -279,6 +300,7 @@ def from_dict(data: Mapping[str, Any], source: str = "<config>") -> RunConfig:
         model=build(ModelConfig, data.get("model", {}), "model"),
         reward=build(RewardConfig, data.get("reward", {}), "reward"),
         checkpoint=build(CheckpointConfig, data.get("checkpoint", {}), "checkpoint"),
+        distributed=build(DistributedConfig, data.get("distributed", {}), "distributed"),
         source=source,
     )
 

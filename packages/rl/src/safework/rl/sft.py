@@ -98,7 +98,7 @@ def fine_tune(trainer: Trainer, stage: StageConfig, traces: Sequence[Rollout]) -
     from safework.core.models.logprobs import token_logprobs
 
     model = trainer.loaded.model
-    optimiser, scheduler = trainer.optimiser_for(stage, stage.optim.epochs * stage.optim.mini_batches)
+    scheduler = trainer.begin_stage(stage, stage.optim.epochs * stage.optim.mini_batches)
     order = list(range(len(traces)))
     losses = []
     model.train()
@@ -108,10 +108,7 @@ def fine_tune(trainer: Trainer, stage: StageConfig, traces: Sequence[Rollout]) -
             rows = [(traces[i].prompt_ids, traces[i].response_ids) for i in chunk]
             scored = token_logprobs(model, rows, pad_id=trainer.pad_id())
             loss = -(scored.logprobs.sum() / scored.mask.sum().clamp(min=1.0))
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), stage.optim.max_grad_norm)
-            optimiser.step()
+            trainer.parallel.backward_step(model, loss, trainer.optimiser, stage.optim.max_grad_norm)
             scheduler.step()
             losses.append(float(loss))
     model.eval()
@@ -124,7 +121,8 @@ def run_sft_stage(trainer: Trainer, stage: StageConfig) -> dict[str, Any]:
     started = time.perf_counter()
     items = trainer.mixtures[stage.name].draw(stage.prompts_per_step)
     system = stage.rollout.settings().system
-    traces = distil_traces(trainer.loaded, items, stage.traces, system, trainer.config.seed)
+    with trainer.parallel.full_parameters(trainer.loaded.model):
+        traces = distil_traces(trainer.loaded, items, stage.traces, system, trainer.config.seed)
     breakdowns = trainer.rewards.score(traces)
     kept = [passes(b, stage.traces.min_score) for b in breakdowns]
     table = survival(breakdowns, kept)
@@ -141,7 +139,7 @@ def run_sft_stage(trainer: Trainer, stage: StageConfig) -> dict[str, Any]:
             handle.write(json.dumps(row) + "\n")
     survivors = [t for t, keep in zip(traces, kept, strict=True) if keep]
     losses = fine_tune(trainer, stage, survivors) if survivors else []
-    trainer.sync_engine(trainer.engine)
+    trainer.sync_engine()
     return {
         "traces": len(traces),
         "kept": len(survivors),
