@@ -69,6 +69,8 @@ demo: setup
 	$(VENV)/bin/safework watermark extract --scheme credid --key-file $(DEMO_DIR)/watermark.key --bits 16 \
 	  --texts-jsonl $(DEMO_DIR)/embedded.jsonl --html $(DEMO_DIR)/views
 	$(VENV)/bin/safework demo
+	rm -rf $(DEMO_DIR)/rl
+	$(VENV)/bin/safework rl train --config examples/rl/demo.toml --out $(DEMO_DIR)/rl
 
 lint: setup
 	$(VENV)/bin/ruff check .

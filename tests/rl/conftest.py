@@ -5,6 +5,7 @@ the harness and the trainer run end to end in seconds."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,3 +130,27 @@ def config_table() -> Callable[..., dict[str, Any]]:
 def write_config() -> Callable[[Path, dict[str, Any]], Path]:
     """``write_config(path, table)``: the table as a TOML file, for runs started through the CLI."""
     return _write_config
+
+
+def _train_command(config: Path, out: Path, *extra: str, ranks: int = 1) -> list[str]:
+    launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(ranks)] if ranks > 1 else []
+    return [
+        sys.executable,
+        *launcher,
+        "-m",
+        "safework.core.cli",
+        "rl",
+        "train",
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="session")
+def train_command() -> Callable[..., list[str]]:
+    """``train_command(config, out, *extra, ranks=1)``: ``safework rl train`` as a fresh process of this
+    interpreter (the same venv), under torchrun when ``ranks`` > 1."""
+    return _train_command

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,26 +53,12 @@ def test_zero_on_two_ranks_matches_one_process(
     tiny_dir: Path,
     recipe_path: Path,
     tmp_path: Path,
+    train_command: Callable[..., list[str]],
 ) -> None:
     config = write_config(tmp_path / "run.toml", _table(config_table, tiny_dir, recipe_path, stage))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu"}
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "safework.core.cli",
-            "rl",
-            "train",
-            "--config",
-            str(config),
-            "--out",
-            str(tmp_path / "run"),
-            "--json",
-        ],
+        train_command(config, tmp_path / "run", "--json", ranks=2),
         capture_output=True,
         text=True,
         env=env,

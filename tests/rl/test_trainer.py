@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -94,6 +93,7 @@ def test_two_steps_resume_two_steps_equals_four_bit_for_bit(
 
 
 def test_sigkill_mid_step_loses_only_the_steps_since_the_checkpoint(
+    train_command: Callable[..., list[str]],
     reference_run: Path,
     tiny_dir: Path,
     recipe_path: Path,
@@ -103,19 +103,12 @@ def test_sigkill_mid_step_loses_only_the_steps_since_the_checkpoint(
 ) -> None:
     config = write_config(tmp_path / "run.toml", config_table(tiny_dir, recipe_path))
     out = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "safework.core.cli",
-        "rl",
-        "train",
-        "--config",
-        str(config),
-        "--out",
-        str(out),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        train_command(config, out),
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     latest = out / "checkpoints" / "latest"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
@@ -138,6 +131,7 @@ def test_sigkill_mid_step_loses_only_the_steps_since_the_checkpoint(
 
 
 def test_cli_json_summary_names_a_loadable_checkpoint(
+    train_command: Callable[..., list[str]],
     tiny_dir: Path,
     recipe_path: Path,
     tmp_path: Path,
@@ -148,18 +142,7 @@ def test_cli_json_summary_names_a_loadable_checkpoint(
     table["stages"] = table["stages"][:1]
     config = write_config(tmp_path / "one.toml", table)
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "safework.core.cli",
-            "rl",
-            "train",
-            "--config",
-            str(config),
-            "--out",
-            str(tmp_path / "run"),
-            "--json",
-        ],
+        train_command(config, tmp_path / "run", "--json"),
         capture_output=True,
         text=True,
         timeout=300,
@@ -314,3 +297,10 @@ def test_reward_server_and_in_process_rewards_train_identically(
         weights(reference_run / "checkpoints" / "step-000004-s2" / "model"),
     )
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_a_finished_run_folder_is_not_overwritten(
+    reference_run: Path, tiny_dir: Path, recipe_path: Path, config_table: Callable[..., dict[str, Any]]
+) -> None:
+    with pytest.raises(ConfigError, match="already holds a training run; continue it with --resume"):
+        Trainer(from_dict(config_table(tiny_dir, recipe_path)), reference_run).preflight()

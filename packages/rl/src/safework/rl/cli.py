@@ -53,6 +53,10 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
         err_console.print(
             f"mean recipe reward: first step {first:.3f} -> last step {last:.3f} ({last - first:+.3f})"
         )
+    for name, before in summary["components_first"].items():
+        after = summary["components_last"].get(name)
+        if isinstance(before, float) and isinstance(after, float):
+            err_console.print(f"  {name:<28} {before:.3f} -> {after:.3f} ({after - before:+.3f})")
     err_console.print(f"checkpoint: {summary['checkpoint']}  (safework rl eval --model <it>)")
     err_console.print(f"metrics: {summary['metrics']}  curves: {summary['curves']}")
 

@@ -110,7 +110,7 @@ def fine_tune(trainer: Trainer, stage: StageConfig, traces: Sequence[Rollout]) -
             loss = -(scored.logprobs.sum() / scored.mask.sum().clamp(min=1.0))
             trainer.parallel.backward_step(model, loss, trainer.optimiser, stage.optim.max_grad_norm)
             scheduler.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
     model.eval()
     return losses
 

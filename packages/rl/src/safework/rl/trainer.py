@@ -113,6 +113,11 @@ class Trainer:
                     "use 'hf' (the default)"
                 )
             self.mixtures[stage.name] = PromptMixture(stage.data, self.config.seed)
+        if self.resume_from is None and (self.out / "checkpoints" / ckpt.LATEST).exists():
+            raise ConfigError(
+                f"{self.out} already holds a training run; continue it with --resume {self.out}, or pass a "
+                "new --out folder"
+            )
         if self.resume_from is not None and launched_world() > 1:
             raise ConfigError(
                 "exact resume is single-process in this release: resume without torchrun/deepspeed, or "
@@ -193,12 +198,18 @@ class Trainer:
         return self.summary()
 
     def summary(self) -> dict[str, Any]:
+        """What the run did: steps, the mean recipe reward of its first and last RL step (and per component),
+        and the checkpoint that ``safework rl eval --model`` takes."""
         state, last = self.state, self.last_checkpoint
+        rl = [r for r in (self.log.read() if self.log is not None else []) if r.get("kind") == "rl"]
+        components = sorted({k for r in rl for k in r if k.startswith("reward_") and k != "reward_failures"})
         return {
             "steps": state.global_step,
             "stages": [s.name for s in self.config.stages],
             "mean_reward_first": state.first_reward,
             "mean_reward_last": state.last_reward,
+            "components_first": {k[7:]: rl[0].get(k) for k in components} if rl else {},
+            "components_last": {k[7:]: rl[-1].get(k) for k in components} if rl else {},
             "zero_variance_share": state.zero_variance_groups / state.groups if state.groups else None,
             "checkpoint": str(last / "model") if last is not None else None,
             "metrics": str(self.out / "metrics.jsonl"),
