@@ -210,5 +210,4 @@ def update_policy(
         }.items():
             stats.setdefault(key, []).append(float(value))
     model.eval()
-    trainer.sync_engine()
-    return {key: sum(v) / len(v) for key, v in stats.items()}
+    return {**{key: sum(v) / len(v) for key, v in stats.items()}, "sync_max_abs_diff": trainer.sync_engine()}

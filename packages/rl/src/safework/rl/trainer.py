@@ -107,12 +107,22 @@ class Trainer:
                 estimator_for(stage)
                 if stage.algorithm.loss.kind == "lightrft" and stage.rollout.backend != "hf":
                     raise ConfigError(f"stage {stage.name!r}: the lightrft loss needs the hf backend")
-            if stage.rollout.backend == "vllm":
-                raise ConfigError(
-                    f"stage {stage.name!r}: rollout.backend = 'vllm' is not available in this release; "
-                    "use 'hf' (the default)"
-                )
             self.mixtures[stage.name] = PromptMixture(stage.data, self.config.seed)
+        backends = {s.rollout.backend for s in self.config.stages if s.kind == "rl"}
+        if len(backends) > 1:
+            raise ConfigError(
+                f"the rl stages ask for different rollout backends ({', '.join(sorted(backends))}); a run "
+                "has one rollout engine: set rollout.backend once, in the run-wide [rollout] table"
+            )
+        if "vllm" in backends:
+            from safework.rl.rollout.vllm import vllm_python
+
+            vllm_python()  # no vLLM venv: fail now, naming `make test-vllm`
+            if launched_world() > 1:
+                raise ConfigError(
+                    "the vllm rollout backend runs one server for one trainer process; launch without "
+                    "torchrun/deepspeed, or use rollout.backend = 'hf' for a distributed run"
+                )
         if self.resume_from is None and (self.out / "checkpoints" / ckpt.LATEST).exists():
             raise ConfigError(
                 f"{self.out} already holds a training run; continue it with --resume {self.out}, or pass a "
@@ -217,13 +227,18 @@ class Trainer:
         }
 
     def _make_engine(self) -> RolloutEngine:
-        from safework.rl.rollout.hf import HFRolloutEngine
+        if any(s.kind == "rl" and s.rollout.backend == "vllm" for s in self.config.stages):
+            from safework.rl.rollout.vllm import VLLMRolloutEngine
 
-        self.engine = HFRolloutEngine(self.loaded)
-        self.sync_engine()
+            self.engine = VLLMRolloutEngine(self.loaded, dtype=self.config.model.dtype)
+        else:
+            from safework.rl.rollout.hf import HFRolloutEngine
+
+            self.engine = HFRolloutEngine(self.loaded)
+        self.sync_engine()  # a resumed run's engine starts from the resumed weights, checked
         return self.engine
 
-    def sync_engine(self) -> None:
+    def sync_engine(self) -> float:
         """Hand the current weights to the rollout engine; stop the run if its parity check fails."""
         assert self.engine is not None
         report = self.engine.sync(self.loaded.model)
@@ -233,6 +248,7 @@ class Trainer:
                 f"log-probs differ by {report.max_abs_diff:.4g} (tolerance {report.tolerance:g}); the engine "
                 "would sample from stale weights, so the run stops here"
             )
+        return report.max_abs_diff
 
     def _save(self, scheduler: Any) -> Path | None:
         """Checkpoint (rank 0 writes; under ZeRO-3 every rank first gathers the parameters)."""

@@ -40,6 +40,7 @@ from safework.rl.rollout.base import PromptItem, Rollout, RolloutSettings, SyncR
 from safework.rl.rollout.parity import PROBE_TOLERANCE, probe_logprobs, probe_rows
 
 SERVER_SCRIPT = Path(__file__).with_name("vllm_server.py")
+AUTHKEY_ENV = "SAFEWORK_VLLM_AUTHKEY"  # the server reads the connection secret from here
 PYTHON_ENV = "SAFEWORK_VLLM_PYTHON"
 SETUP_HINT = (
     "run `make test-vllm` once to build .venv-vllm (vLLM for CPU in its own venv), or set "
@@ -138,7 +139,7 @@ class VLLMRolloutEngine:
         log = (workdir / "server.log").open("wb")
         command = [interpreter, str(SERVER_SCRIPT), "--model", str(workdir / "model"), "--dtype", dtype]
         command += ["--max-model-len", str(self.max_model_len), "--address-file", str(address)]
-        command += ["--authkey-hex", authkey.hex()]
+        env[AUTHKEY_ENV] = authkey.hex()  # the environment, not argv: `ps` shows argv to every local user
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )

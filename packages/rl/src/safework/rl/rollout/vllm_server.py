@@ -4,7 +4,7 @@ Run by path with the vLLM venv's python (vLLM pins a transformers the trainer's 
 file imports only the standard library, torch, safetensors and vllm, never ``safework.rl``:
 
     .venv-vllm/bin/python vllm_server.py --model DIR --dtype float32 --max-model-len N \
-        --address-file F --authkey-hex K
+        --address-file F          # with the connection secret in $SAFEWORK_VLLM_AUTHKEY (hex)
 
 The engine runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) so a weight update can reach the
 model object directly. Once the engine is ready the listening address is written to ``F`` (atomically: the
@@ -183,12 +183,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--max-model-len", type=int, default=1024)
     parser.add_argument("--address-file", required=True)
-    parser.add_argument("--authkey-hex", required=True)
     args = parser.parse_args(argv)
+    secret = os.environ.pop("SAFEWORK_VLLM_AUTHKEY", "")
+    if not secret:
+        parser.error("set SAFEWORK_VLLM_AUTHKEY (hex) to the connection secret; the trainer's engine does")
     _exit_with_parent()
     start = time.perf_counter()
     llm = start_engine(args.model, args.dtype, args.max_model_len)
-    with Listener(("127.0.0.1", 0), authkey=bytes.fromhex(args.authkey_hex)) as listener:
+    with Listener(("127.0.0.1", 0), authkey=bytes.fromhex(secret)) as listener:
         host, port = listener.address
         target = Path(args.address_file)
         partial = target.with_name(target.name + ".part")
