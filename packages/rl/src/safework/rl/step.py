@@ -169,7 +169,9 @@ def update_policy(
 
     with torch.no_grad():
         model.eval()
-        old = [score(model, local).logprobs if local else None for local, _ in batches]
+        # The first mini-batch is scored before any update, so its old log-probs are its current ones
+        # (detached): only the later mini-batches need a pass of their own.
+        old = [score(model, local).logprobs if local and k else None for k, (local, _) in enumerate(batches)]
         ref = [
             score(trainer.reference, local).logprobs if local and trainer.reference is not None else None
             for local, _ in batches
@@ -177,9 +179,7 @@ def update_policy(
     model.train()
     stats: dict[str, list[float]] = {}
     for (local, weight), old_logp, ref_logp in zip(batches, old, ref, strict=True):
-        if (
-            not local or old_logp is None
-        ):  # join the collective step with a zero-weighted pass over one of our responses
+        if not local:  # join the collective step with a zero-weighted pass over one of our responses
             scored = score(model, [0])
             loss = scored.logprobs.sum() * 0.0
             parallel.backward_step(model, loss, trainer.optimiser, stage.optim.max_grad_norm)
@@ -188,16 +188,14 @@ def update_policy(
         current = score(model, local, with_entropy=True)
         out = policy_loss(
             current.logprobs,
-            old_logp,
+            current.logprobs.detach() if old_logp is None else old_logp,
             advantages[[mine.start + i for i in local]],
             current.mask,
             loss_config,
             ref_logp,
         )
         mine_weight = float(current.mask.sum()) if by_token else float(len(local))
-        scale = (
-            parallel.world * mine_weight / weight
-        )  # DeepSpeed averages over ranks: rescale to the global mean
+        scale = parallel.world * mine_weight / weight  # ranks' gradients are averaged: rescale to the mean
         norm = parallel.backward_step(model, out.loss * scale, trainer.optimiser, stage.optim.max_grad_norm)
         scheduler.step()
         tokens = float(current.mask.sum())
