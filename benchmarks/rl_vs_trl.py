@@ -309,6 +309,21 @@ def version(name: str) -> str:
         return "missing"
 
 
+def code_version() -> str:
+    """The commit measured, with ``+dirty`` when the packages have uncommitted edits."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*a: str) -> str:
+        run = subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, check=False)
+        return run.stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + (
+        "+dirty" if git("status", "--porcelain", "packages") else ""
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=8, help="prompts per step")
@@ -333,6 +348,7 @@ def main() -> None:
     if (args.prompts * args.generations) % 2:
         parser.error("prompts * generations must be even (two optimiser steps per rollout)")
     trl_version = require_trl()
+    code = code_version()  # before the run: what was measured
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     runners = {"ours": run_ours, "trl": run_trl}
@@ -380,6 +396,7 @@ def main() -> None:
             "python": platform.python_version(),
         },
         "host": {"cpus": os.cpu_count(), "machine": platform.machine()},
+        "code": code,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
