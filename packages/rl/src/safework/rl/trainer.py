@@ -212,7 +212,14 @@ class Trainer:
         and the checkpoint that ``safework rl eval --model`` takes."""
         state, last = self.state, self.last_checkpoint
         rl = [r for r in (self.log.read() if self.log is not None else []) if r.get("kind") == "rl"]
-        components = sorted({k for r in rl for k in r if k.startswith("reward_") and k != "reward_failures"})
+        components = sorted(
+            {
+                k
+                for r in rl
+                for k in r
+                if k.startswith("reward_") and k != "reward_failures" and "label_" not in k
+            }
+        )
         return {
             "steps": state.global_step,
             "stages": [s.name for s in self.config.stages],
