@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -362,7 +363,11 @@ def main() -> None:
             print(f"running {name} ({args.warmup} warm-up + {args.steps} measured steps)...", flush=True)
             started = time.perf_counter()
             steps = runners[name](args, recipe, work)
-            sides[name] = {"wall_s": time.perf_counter() - started, **summarise(steps, args.warmup)}
+            wall = time.perf_counter() - started
+            peak = (
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+            )  # GiB; the process's peak so far
+            sides[name] = {"wall_s": wall, "peak_rss_gib_so_far": peak, **summarise(steps, args.warmup)}
 
     ours, trl = sides["ours"], sides["trl"]
     ratio = ours["tokens_per_s"] / trl["tokens_per_s"]
