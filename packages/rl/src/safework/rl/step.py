@@ -38,8 +38,7 @@ class Row:
 
     group: int
     reward: float | None  # None: a verifier failed on this response
-    length: int
-    tokens: int  # response tokens that count in the loss
+    length: int  # response tokens, all of which count in the loss
     truncated: bool
 
 
@@ -65,7 +64,7 @@ def rollout_and_score(trainer: Trainer, stage: StageConfig) -> tuple[list[Rollou
     return rollouts, breakdowns
 
 
-def plan(rows: Sequence[Row], advantages: Any, zero: Any, mini_batches: int) -> tuple[list[int], list[int]]:
+def plan(rows: Sequence[Row], zero: Any, mini_batches: int) -> tuple[list[int], list[int]]:
     """(kept global indices, mini-batch of each kept index): failed and zero-variance groups are dropped, as
     are empty responses; kept groups are dealt round-robin to the mini-batches in group order."""
     failed = {r.group for r in rows if r.reward is None}
@@ -83,10 +82,7 @@ def rl_step(
     started = time.perf_counter()
     rollouts, breakdowns = rollout_and_score(trainer, stage)
     generated = time.perf_counter()
-    local = [
-        Row(r.group, b.total, r.length, r.length, r.truncated)
-        for r, b in zip(rollouts, breakdowns, strict=True)
-    ]
+    local = [Row(r.group, b.total, r.length, r.truncated) for r, b in zip(rollouts, breakdowns, strict=True)]
     rows = parallel.gather(local)
     offset = parallel.gather([len(local)])[: parallel.rank]
     mine = range(sum(offset), sum(offset) + len(local))  # this rank's rows in the global order
@@ -97,7 +93,7 @@ def rl_step(
     )
     advantages = torch.as_tensor(estimate(batch), dtype=torch.float32)
     zero = batch.zero_variance()
-    kept, assigned = plan(rows, advantages, zero, stage.optim.mini_batches)
+    kept, assigned = plan(rows, zero, stage.optim.mini_batches)
     update = update_policy(trainer, stage, rollouts, rows, mine, kept, assigned, advantages, scheduler)
     finished = time.perf_counter()
 
@@ -157,7 +153,7 @@ def update_policy(
     for k in range(stage.optim.mini_batches):
         members = [i for i, a in zip(kept, assigned, strict=True) if a == k]
         if members:
-            weight = float(sum(rows[i].tokens for i in members) if by_token else len(members))
+            weight = float(sum(rows[i].length for i in members) if by_token else len(members))
             batches.append(([i - mine.start for i in members if i in mine], weight))
     if not batches:
         return {}  # every group was skipped: no update (the schedule counts updates taken)

@@ -88,6 +88,18 @@ def sample_seed(seed: int, step: int, prompt: str, sample: int) -> int:
     return int.from_bytes(digest[:6], "big")
 
 
+def encode_requests(
+    items: Sequence[PromptItem], settings: RolloutSettings, tokenizer: Any, seed: int, step: int
+) -> tuple[dict[str, tuple[int, ...]], list[int]]:
+    """What every backend sends its sampler: each prompt's token ids (built as ``generate_chat`` builds them,
+    so all backends score the same context) and one seed per response, G per item, in item order."""
+    from safework.core.models.generation import prompt_ids
+
+    encoded = {item.prompt: tuple(prompt_ids(tokenizer, item.prompt, settings.system)) for item in items}
+    seeds = [sample_seed(seed, step, item.prompt, k) for item in items for k in range(settings.samples)]
+    return encoded, seeds
+
+
 @dataclass(frozen=True)
 class SyncReport:
     """The weight-sync parity check: the engine's and the trainer's log-probs of a fixed probe sequence."""

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from safework.core.errors import ConfigError
-from safework.core.models.generation import Decoding, generate_chat, prompt_ids
+from safework.core.models.generation import Decoding, generate_chat
 from safework.core.models.loader import LoadedModel
-from safework.rl.rollout.base import PromptItem, Rollout, RolloutSettings, SyncReport, sample_seed
+from safework.rl.rollout.base import PromptItem, Rollout, RolloutSettings, SyncReport, encode_requests
 from safework.rl.rollout.parity import PROBE_TOLERANCE
 
 
@@ -31,7 +31,7 @@ class HFRolloutEngine:
         if not items:
             raise ConfigError("no prompts to roll out; the stage's data yielded none")
         prompts = [item.prompt for item in items for _ in range(settings.samples)]
-        seeds = [sample_seed(seed, step, item.prompt, k) for item in items for k in range(settings.samples)]
+        encoded, seeds = encode_requests(items, settings, self.loaded.tokenizer, seed, step)
         decoding = Decoding(
             max_new_tokens=settings.max_new_tokens, temperature=settings.temperature, top_p=settings.top_p
         )
@@ -50,8 +50,6 @@ class HFRolloutEngine:
                 )
         finally:
             model.train(was_training)
-        tokenizer = self.loaded.tokenizer
-        encoded = {item.prompt: tuple(prompt_ids(tokenizer, item.prompt, settings.system)) for item in items}
         rollouts = []
         for index, out in enumerate(generated):
             group, sample = divmod(index, settings.samples)

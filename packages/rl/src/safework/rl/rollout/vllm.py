@@ -34,9 +34,9 @@ from types import TracebackType
 from typing import IO, Any
 
 from safework.core.errors import ConfigError
-from safework.core.models.generation import prompt_ids, stop_ids
+from safework.core.models.generation import stop_ids
 from safework.core.models.loader import LoadedModel
-from safework.rl.rollout.base import PromptItem, Rollout, RolloutSettings, SyncReport, sample_seed
+from safework.rl.rollout.base import PromptItem, Rollout, RolloutSettings, SyncReport, encode_requests
 from safework.rl.rollout.parity import PROBE_TOLERANCE, probe_logprobs, probe_rows
 
 SERVER_SCRIPT = Path(__file__).with_name("vllm_server.py")
@@ -194,7 +194,7 @@ class VLLMRolloutEngine:
         if not items:
             raise ConfigError("no prompts to roll out; the stage's data yielded none")
         tokenizer = self.loaded.tokenizer
-        encoded = {item.prompt: tuple(prompt_ids(tokenizer, item.prompt, settings.system)) for item in items}
+        encoded, seeds = encode_requests(items, settings, tokenizer, seed, step)
         longest = max(len(ids) for ids in encoded.values())
         if longest + settings.max_new_tokens > self.max_model_len:
             # vLLM would cut such a response at max_model_len, earlier than the hf backend would.
@@ -207,7 +207,7 @@ class VLLMRolloutEngine:
             {
                 "op": "generate",
                 "prompts": [list(encoded[item.prompt]) for item in items for _ in range(samples)],
-                "seeds": [sample_seed(seed, step, item.prompt, k) for item in items for k in range(samples)],
+                "seeds": seeds,
                 "max_tokens": settings.max_new_tokens,
                 "temperature": settings.temperature,
                 "top_p": settings.top_p,
